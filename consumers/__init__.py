@@ -1,0 +1,1 @@
+"""Consumers: topic windows and captures straight into DataFrames."""

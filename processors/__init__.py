@@ -1,0 +1,1 @@
+"""Processors: the Bro (Zeek) processor and its engines, file analysis and stats."""

@@ -1,0 +1,1 @@
+"""Producers: hand captures (files, folders, interfaces) and live Zeek logs to Kafka."""

@@ -1,0 +1,84 @@
+"""The ``wirestream`` command: one group, a verb per job; each verb lives beside its code.
+
+Verbs are registered lazily (by import path) so ``wirestream --help`` stays fast and a verb's
+heavy dependencies load only when that verb runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from wirestream.config import ConfigError, Settings, load_settings
+from wirestream.logs import setup_logging
+
+# verb -> "module:attribute" of a click command or group.
+VERBS: dict[str, str] = {}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *VERBS])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in VERBS:
+            module, attr = VERBS[name].split(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
+
+
+def register(name: str, target: str) -> None:
+    VERBS[name] = target
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--bootstrap-servers",
+    "-b",
+    envvar=None,
+    help="Kafka bootstrap servers (default: the local broker).",
+)
+@click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False), help="Settings file (TOML)."
+)
+@click.option("--log-level", default=None, help="DEBUG, INFO, WARNING, ERROR.")
+@click.version_option(package_name="wirestream")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    bootstrap_servers: str | None,
+    config_path: str | None,
+    log_level: str | None,
+) -> None:
+    """Zeek logs from packet captures, streamed through Kafka into DataFrames."""
+    import os
+
+    env = dict(os.environ)
+    if config_path:
+        env["WIRESTREAM_CONFIG"] = config_path
+    try:
+        settings = load_settings(env, bootstrap_servers=bootstrap_servers, log_level=log_level)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
+    setup_logging(settings.log_level)
+    ctx.obj = settings
+
+
+def settings_of(ctx: click.Context) -> Settings:
+    """The resolved settings of the current command."""
+    return ctx.find_root().obj
+
+
+def main() -> None:
+    try:
+        cli(prog_name="wirestream")
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+# Add a verb here when its module exists; each target is "module:click_object".
+for _verb, _target in {}.items():
+    register(_verb, _target)
