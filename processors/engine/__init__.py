@@ -1,0 +1,1 @@
+"""The built-in Zeek-compatible engine: packets in, Zeek's logs (and extracted files) out."""

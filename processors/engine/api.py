@@ -1,0 +1,127 @@
+"""The contracts between the engine's parts: packets, sinks, and application analyzers.
+
+The connection core (decoding, reassembly, conn.log) and the protocol analyzers (dns, http,
+files ...) meet only here, so either side can change without the other knowing. Records follow
+the project's record contract: ``dict`` keyed by Zeek column names, Python values per Zeek type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Packet:
+    """One captured frame as the pcap/pcapng reader delivers it."""
+
+    ts: float  # seconds since the epoch, as Zeek's network_time (sec + usec/1e6)
+    data: bytes  # captured bytes, starting at the link layer
+    linktype: int  # DLT_* of the interface that captured it
+    wirelen: int  # length on the wire (>= len(data) when snaplen truncated it)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnId:
+    """Zeek's ``conn_id``: originator and responder as Zeek decided them."""
+
+    orig_h: str
+    orig_p: int
+    resp_h: str
+    resp_p: int
+    proto: str  # "tcp", "udp", "icmp" (Zeek's transport_proto enum; ICMPv6 also logs as "icmp")
+
+    def columns(self) -> Record:
+        """The ``id.*`` columns every connection-scoped log starts with."""
+        return {
+            "id.orig_h": self.orig_h,
+            "id.orig_p": self.orig_p,
+            "id.resp_h": self.resp_h,
+            "id.resp_p": self.resp_p,
+        }
+
+
+@dataclass(slots=True)
+class ExtractedFile:
+    """A file's content carved from traffic; hostile by definition: never executed, size-bounded."""
+
+    fuid: str
+    data: bytes
+    filename: str | None = None
+    mime_type: str | None = None
+    truncated: bool = False  # content cut at the extraction size limit
+    meta: Record = field(default_factory=dict)
+
+
+class Sink(Protocol):
+    """Where the engine's output goes: a Zeek log folder, the Kafka publisher, a test list."""
+
+    def log(self, log: str, record: Record) -> None: ...
+
+    def file(self, extracted: ExtractedFile) -> None: ...
+
+
+class AnalyzerContext(Protocol):
+    """What the engine offers a protocol analyzer attached to one connection."""
+
+    @property
+    def uid(self) -> str: ...
+
+    @property
+    def conn_id(self) -> ConnId: ...
+
+    def emit(self, log: str, record: Record) -> None:
+        """Hand a finished log record to the sink (the engine keeps Zeek's log order)."""
+
+    def confirm(self, service: str) -> None:
+        """Protocol confirmed: adds ``service`` to conn.log's service column (Zeek's confirmation)."""
+
+    def violation(self, reason: str) -> None:
+        """Protocol violation: the engine detaches the analyzer as Zeek's DPD would."""
+
+    def weird(self, name: str, addl: str = "", ts: float | None = None) -> None:
+        """Report an anomaly to weird.log, scoped to this connection."""
+
+    @property
+    def files(self) -> Any:
+        """The engine's file manager (files.log, hashing, MIME sniffing, extraction)."""
+
+
+class AppAnalyzer(Protocol):
+    """One instance per connection: gets in-order stream bytes (TCP) or datagrams (UDP)."""
+
+    def data(self, is_orig: bool, data: bytes, ts: float) -> None: ...
+
+    def gap(self, is_orig: bool, length: int, ts: float) -> None:
+        """``length`` bytes of the stream were never seen (counted in missed_bytes)."""
+
+    def end(self, ts: float) -> None:
+        """The connection ended, timed out, or the trace ended: flush pending records."""
+
+
+@dataclass(frozen=True)
+class AnalyzerSpec:
+    """How the engine decides to attach an analyzer: well-known ports, or content (Zeek's DPD)."""
+
+    name: str  # Zeek's analyzer name, lower case: "dns", "http", ...
+    transports: frozenset[str]  # {"tcp"}, {"udp"} or both
+    ports: frozenset[int]  # responder ports that attach it at once (Zeek's likely_server_ports)
+    factory: Callable[[AnalyzerContext], AppAnalyzer]
+    # Content detection for other ports: first payload bytes of (orig, resp) -> True if it is this protocol.
+    sniff: Callable[[bytes, bytes], bool] | None = None
+
+
+REGISTRY: dict[str, AnalyzerSpec] = {}
+
+
+def register(spec: AnalyzerSpec) -> AnalyzerSpec:
+    """Protocol modules call this at import; ``protocols/__init__`` imports them all."""
+    REGISTRY[spec.name] = spec
+    return spec
+
+
+def analyzers_for(transport: str, resp_port: int) -> Iterable[AnalyzerSpec]:
+    return [s for s in REGISTRY.values() if transport in s.transports and resp_port in s.ports]

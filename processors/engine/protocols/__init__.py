@@ -1,0 +1,1 @@
+"""Application-protocol analyzers (one module per protocol), registered with the engine."""
