@@ -24,6 +24,27 @@ class Packet:
     wirelen: int  # length on the wire (>= len(data) when snaplen truncated it)
 
 
+@dataclass(slots=True)
+class IPDatagram:
+    """An IP packet after link-layer decapsulation and fragment reassembly: what conn tracking sees."""
+
+    ts: float
+    src: str  # canonical text form (ipaddress' str), as Zeek logs it
+    dst: str
+    proto: int  # IP protocol number of the transport: 6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6, ...
+    payload: bytes  # transport header + data as captured (may be shorter than the wire length)
+    ip_len: int  # IP total length on the wire, header included (Zeek's *_ip_bytes add this)
+    version: int = 4
+    ttl: int = 0
+    captured_all: bool = (
+        True  # False when snaplen cut the packet (payload shorter than the IP says)
+    )
+    # Encapsulations outside this datagram (outermost first), e.g. ("vlan", 10); tunnels add theirs.
+    encap: tuple[tuple[str, Any], ...] = ()
+    vlan: int | None = None
+    inner_vlan: int | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class ConnId:
     """Zeek's ``conn_id``: originator and responder as Zeek decided them."""
