@@ -14,6 +14,8 @@ from wirestream.config import Settings
 LOG_TOPIC_PREFIX = "zeek."
 PCAP_TOPIC = "wirestream.pcap"
 CAPTURES_TOPIC = "wirestream.captures"
+# Per-partition analysis results of a capture, merged into its CAPTURES_TOPIC record.
+CAPTURE_PARTS_TOPIC = "wirestream.capture-parts"
 SCHEMAS_TOPIC = "wirestream.schemas"
 FILE_CHUNKS_TOPIC = "wirestream.files"
 FILE_META_TOPIC = "wirestream.file-meta"
@@ -76,6 +78,7 @@ def system_topic_specs(settings: Settings) -> list[TopicSpec]:
             {**_forensic(settings), "max.message.bytes": str(PCAP_MAX_MESSAGE_BYTES)},
         ),
         TopicSpec(system_topic(CAPTURES_TOPIC, settings), 1, rf, compacted),
+        TopicSpec(system_topic(CAPTURE_PARTS_TOPIC, settings), 1, rf, compacted),
         TopicSpec(system_topic(SCHEMAS_TOPIC, settings), 1, rf, compacted),
         TopicSpec(
             system_topic(FILE_CHUNKS_TOPIC, settings),
