@@ -103,7 +103,7 @@ def _coerce(name: str, value: Any) -> Any:
             if isinstance(value, Mapping):
                 return {str(k): str(v) for k, v in value.items()}
             pairs = [p for p in str(value).split(",") if p.strip()]
-            return dict(p.strip().split("=", 1) for p in pairs)
+            return {k.strip(): v.strip() for k, v in (p.split("=", 1) for p in pairs)}
     except ValueError as exc:
         raise ConfigError(f"setting {name}: cannot use {value!r}: {exc}") from exc
     return str(value)
