@@ -80,5 +80,8 @@ def main() -> None:
 
 
 # Add a verb here when its module exists; each target is "module:click_object".
-for _verb, _target in {}.items():
+for _verb, _target in {
+    "kafka": "wirestream.broker.cli:kafka",
+    "topics": "wirestream.admin:topics",
+}.items():
     register(_verb, _target)
