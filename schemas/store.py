@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Iterable
@@ -23,6 +24,7 @@ from wirestream import topics
 from wirestream.config import Settings
 
 log = logging.getLogger(__name__)
+_FINGERPRINT_KEY = re.compile(rb"[0-9a-f]{16}")
 
 
 class SchemaConflictError(ValueError):
@@ -96,6 +98,72 @@ def ensure_schemas_topic(settings: Settings, timeout: float = 30.0) -> str:
     return name
 
 
+class TopicReader:
+    """Reads a topic from where it last stopped up to its high watermark, without a group."""
+
+    def __init__(self, settings: Settings, topic: str, timeout: float = 15.0) -> None:
+        from wirestream.kafka import make_consumer
+
+        self.topic = topic
+        self.timeout = timeout
+        self._positions: dict[int, int] = {}  # partition -> next offset to read
+        self._consumer = make_consumer(
+            settings, f"wirestream-reader-{uuid.uuid4().hex[:8]}", **{"enable.partition.eof": False}
+        )
+
+    def read_new(self) -> list[tuple[bytes | None, bytes | None]]:
+        """(key, value) of every record written since the last call (all, the first time)."""
+        consumer = self._consumer
+        meta = consumer.list_topics(self.topic, timeout=self.timeout).topics.get(self.topic)
+        if meta is None or meta.error is not None:
+            log.debug("topic %s not there yet", self.topic)
+            return []
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(self.topic, p), self.timeout)[1]
+            for p in meta.partitions
+        }
+        todo = {p for p, end in ends.items() if self._positions.get(p, 0) < end}
+        if not todo:
+            return []
+        consumer.assign(
+            [TopicPartition(self.topic, p, self._positions.get(p, OFFSET_BEGINNING)) for p in todo]
+        )
+        records = []
+        deadline = time.monotonic() + self.timeout
+        while todo:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reading {self.topic} took over {self.timeout}s")
+            msg = consumer.poll(0.2)  # returns as soon as a record is there
+            if msg is None:  # compaction gaps or control records: ask where we actually are
+                for tp in consumer.position([TopicPartition(self.topic, p) for p in todo]):
+                    if tp.offset >= ends[tp.partition]:
+                        self._positions[tp.partition] = tp.offset
+                        todo.discard(tp.partition)
+                continue
+            if msg.error():
+                raise KafkaException(msg.error())
+            records.append((msg.key(), msg.value()))
+            self._positions[msg.partition()] = msg.offset() + 1
+            if self._positions[msg.partition()] >= ends[msg.partition()]:
+                todo.discard(msg.partition())
+        consumer.unassign()
+        return records
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def read_topic(
+    settings: Settings, topic: str, timeout: float = 15.0
+) -> list[tuple[bytes | None, bytes | None]]:
+    """Every (key, value) a topic holds now, oldest first per partition."""
+    reader = TopicReader(settings, topic, timeout)
+    try:
+        return reader.read_new()
+    finally:
+        reader.close()
+
+
 class SchemaStore(SchemaCache):
     """Schemas by fingerprint: a local cache in front of the compacted schemas topic."""
 
@@ -105,9 +173,8 @@ class SchemaStore(SchemaCache):
         self.topic = topics.system_topic(topics.SCHEMAS_TOPIC, settings)
         self.timeout = timeout
         self._published: set[str] = set()
-        self._positions: dict[int, int] = {}  # partition -> next offset to read
         self._producer = None
-        self._consumer = None
+        self._reader: TopicReader | None = None
         self._topic_ready = False
 
     # --- writing ------------------------------------------------------------------------
@@ -162,44 +229,13 @@ class SchemaStore(SchemaCache):
 
     def refresh(self) -> int:
         """Read schemas published since the last read, up to the high watermark; returns count."""
-        consumer = self._reader()
-        partitions = self._partitions(consumer)
-        if not partitions:
-            return 0
-        ends = {
-            p: consumer.get_watermark_offsets(TopicPartition(self.topic, p), self.timeout)[1]
-            for p in partitions
-        }
-        todo = {p for p in partitions if self._positions.get(p, 0) < ends[p]}
-        if not todo:
-            return 0
-        consumer.assign(
-            [TopicPartition(self.topic, p, self._positions.get(p, OFFSET_BEGINNING)) for p in todo]
-        )
-        added = 0
-        deadline = time.monotonic() + self.timeout
-        while todo:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"reading {self.topic} took over {self.timeout}s")
-            msg = consumer.poll(0.2)  # returns at once when a record is there; few records
-            if msg is None:  # compaction gaps or control records: ask where we actually are
-                for tp in consumer.position([TopicPartition(self.topic, p) for p in todo]):
-                    if tp.offset >= ends[tp.partition]:
-                        self._positions[tp.partition] = tp.offset
-                        todo.discard(tp.partition)
-                continue
-            if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
-                    continue
-                raise KafkaException(msg.error())
-            added += self._take(msg.key(), msg.value())
-            self._positions[msg.partition()] = msg.offset() + 1
-            if self._positions[msg.partition()] >= ends[msg.partition()]:
-                todo.discard(msg.partition())
-        consumer.unassign()
-        return added
+        if self._reader is None:
+            self._reader = TopicReader(self.settings, self.topic, self.timeout)
+        return sum(self._take(key, value) for key, value in self._reader.read_new())
 
     def _take(self, key: bytes | None, value: bytes | None) -> int:
+        if key is None or not _FINGERPRINT_KEY.fullmatch(key):
+            return 0  # other records share the topic (the registry's confluent/... keys)
         if value is None:  # tombstone: keep what we have, old records still need it
             return 0
         try:
@@ -208,35 +244,17 @@ class SchemaStore(SchemaCache):
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("skipping unreadable schema %r in %s: %s", key, self.topic, exc)
             return 0
-        if key is not None and key.decode(errors="replace") != ws.fingerprint:
+        if key.decode() != ws.fingerprint:
             log.warning("schema keyed %r in %s has fingerprint %s", key, self.topic, ws.fingerprint)
         known = ws.fingerprint in self._wire
         self.add(ws)
         self._published.add(ws.fingerprint)
         return 0 if known else 1
 
-    def _reader(self):
-        if self._consumer is None:
-            from wirestream.kafka import make_consumer
-
-            self._consumer = make_consumer(
-                self.settings,
-                f"wirestream-schema-store-{uuid.uuid4().hex[:8]}",
-                **{"enable.partition.eof": False},
-            )
-        return self._consumer
-
-    def _partitions(self, consumer) -> list[int]:
-        meta = consumer.list_topics(self.topic, timeout=self.timeout).topics.get(self.topic)
-        if meta is None or meta.error is not None:
-            log.debug("schemas topic %s not there yet", self.topic)
-            return []
-        return sorted(meta.partitions)
-
     def close(self) -> None:
-        if self._consumer is not None:
-            self._consumer.close()
-            self._consumer = None
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         if self._producer is not None:
             self._producer.flush(self.timeout)
             self._producer = None
