@@ -1,0 +1,107 @@
+"""Reading the compacted captures and capture-parts topics (the thin I/O edge of capture details).
+
+Both topics are compacted and small (one record per capture / per capture partition), so a reader
+takes them whole from the beginning up to their current end, read_committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+
+from confluent_kafka import KafkaError, TopicPartition
+from wirestream.processors.capture_details import CaptureDetails, CapturePart
+
+from wirestream import topics
+from wirestream.config import Settings
+from wirestream.kafka import make_consumer
+
+log = logging.getLogger(__name__)
+
+
+def read_compacted(
+    settings: Settings, topic: str, timeout: float = 30.0
+) -> Iterator[tuple[bytes, bytes]]:
+    """Every (key, value) of a topic up to its committed end, oldest first (tombstones skipped)."""
+    consumer = make_consumer(
+        settings, f"wirestream-reader-{uuid.uuid4().hex}", **{"enable.partition.eof": True}
+    )
+    try:
+        meta = consumer.list_topics(topic, timeout=10)
+        tmeta = meta.topics.get(topic)
+        if tmeta is None or tmeta.error is not None or not tmeta.partitions:
+            return
+        parts = [TopicPartition(topic, p, 0) for p in tmeta.partitions]
+        pending = set()
+        for tp in parts:
+            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            if high > low:
+                pending.add(tp.partition)
+        if not pending:
+            return
+        consumer.assign(parts)
+        deadline = time.monotonic() + timeout
+        while pending:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"reading {topic}: partitions {sorted(pending)} not read to their end"
+                )
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            if msg.error():
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    pending.discard(msg.partition())
+                    continue
+                raise RuntimeError(f"reading {topic}: {msg.error()}")
+            if msg.key() is not None and msg.value() is not None:
+                yield msg.key(), msg.value()
+    finally:
+        consumer.close()
+
+
+def read_captures(settings: Settings) -> dict[str, CaptureDetails]:
+    """The newest details record of every capture, by md5."""
+    out: dict[str, CaptureDetails] = {}
+    for key, value in read_compacted(
+        settings, topics.system_topic(topics.CAPTURES_TOPIC, settings)
+    ):
+        try:
+            out[key.decode()] = CaptureDetails.from_bytes(value)
+        except (ValueError, TypeError) as exc:
+            log.warning("skipping unreadable captures record %r: %s", key, exc)
+    return out
+
+
+def read_parts(settings: Settings) -> dict[str, CapturePart]:
+    """Every committed per-partition result, by key ``<send_id>/<partition>``."""
+    out: dict[str, CapturePart] = {}
+    topic = topics.system_topic(topics.CAPTURE_PARTS_TOPIC, settings)
+    for key, value in read_compacted(settings, topic):
+        try:
+            out[key.decode()] = CapturePart.from_bytes(value)
+        except (ValueError, TypeError) as exc:
+            log.warning("skipping unreadable capture part %r: %s", key, exc)
+    return out
+
+
+def wait_for_details(
+    settings: Settings, send_ids: dict[str, str], timeout: float = 600.0, poll: float = 1.0
+) -> dict[str, CaptureDetails]:
+    """Waits until each md5 in ``send_ids`` (md5 -> send_id) has a final record for that send."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = read_captures(settings)
+        done = {
+            md5: d
+            for md5, d in seen.items()
+            if md5 in send_ids and d.done and d.send_id == send_ids[md5]
+        }
+        if len(done) == len(send_ids):
+            return done
+        if time.monotonic() > deadline:
+            missing = sorted(set(send_ids) - set(done))
+            raise TimeoutError(f"no final details after {timeout:.0f}s for {missing}")
+        time.sleep(poll)

@@ -1,0 +1,194 @@
+"""Helpers of the Bro processor: turning engine records into Kafka messages, and spooling them.
+
+The processor publishes a capture partition's output only when the whole stream is analysed (one
+Kafka transaction), so output must be held until then. :class:`OutputSpool` holds encoded
+messages in memory up to a bound and spills the rest to an anonymous temporary file, so memory
+stays bounded however large the capture is (disk grows instead).
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import struct
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from wirestream.schemas import codec
+from wirestream.schemas.avro import (
+    AvroSchema,
+    avro_schema,
+    bundled_avro_schema,
+    fingerprint,
+    log_schema_from_json,
+)
+from wirestream.schemas.headers import headers_for
+
+from wirestream import topics
+from wirestream.config import Settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SPOOL_MEMORY = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class OutMessage:
+    """One message ready to produce (topic, partition by key, Kafka timestamp in ms)."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
+    timestamp_ms: int
+    log: str
+
+
+def record_key(record: dict[str, Any]) -> bytes | None:
+    """Partition key of a log record: the connection uid, so a connection's records of every log
+    land in the same partition number; files key by their first connection, else their fuid."""
+    uid = record.get("uid")
+    if not uid:
+        conns = record.get("conn_uids") or []
+        uid = conns[0] if conns else record.get("fuid")
+    return str(uid).encode() if uid else None
+
+
+class LogEncoder:
+    """Encodes records as single-object Avro with the log's schema, announcing each new schema.
+
+    A log's schema is the bundled Zeek one; a record with columns it lacks (a newer Zeek, a site
+    script) gets a schema extended by :func:`log_schema_from_json`, announced before use.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        sensor: str,
+        publish_schema: Callable[[AvroSchema], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sensor = sensor
+        self.publish_schema = publish_schema
+        self._schemas: dict[str, tuple[AvroSchema, str]] = {}
+        self._published: set[str] = set()
+
+    def _schema(self, log_name: str, record: dict[str, Any]) -> tuple[AvroSchema, str]:
+        have = self._schemas.get(log_name)
+        if have is not None:
+            return have
+        try:
+            schema = bundled_avro_schema(log_name)
+        except KeyError:
+            schema = avro_schema(log_schema_from_json(log_name, record))
+        return self._use(log_name, schema)
+
+    def _use(self, log_name: str, schema: AvroSchema) -> tuple[AvroSchema, str]:
+        fp = fingerprint(schema)
+        if fp not in self._published and self.publish_schema is not None:
+            self.publish_schema(schema)
+        self._published.add(fp)
+        self._schemas[log_name] = (schema, fp)
+        return schema, fp
+
+    def encode(self, log_name: str, record: dict[str, Any], capture_id: str) -> OutMessage:
+        schema, fp = self._schema(log_name, record)
+        try:
+            value = codec.encode(record, schema)
+        except codec.CodecError:
+            extended = avro_schema(log_schema_from_json(log_name, record))
+            if fingerprint(extended) == fp:
+                raise
+            log.info("log %s: record has columns beyond its schema; extending it", log_name)
+            schema, fp = self._use(log_name, extended)
+            value = codec.encode(record, schema)
+        ts = record.get("ts")
+        return OutMessage(
+            topic=topics.log_topic(log_name, self.settings),
+            key=record_key(record),
+            value=value,
+            headers=headers_for(log_name, self.sensor, capture_id, fp),
+            timestamp_ms=int(ts * 1000) if isinstance(ts, (int, float)) else 0,
+            log=log_name,
+        )
+
+
+class OutputSpool:
+    """Append-only store of :class:`OutMessage`, memory-bounded (spills to a temp file)."""
+
+    _LEN = struct.Struct("<I")
+
+    def __init__(self, max_memory: int = DEFAULT_SPOOL_MEMORY) -> None:
+        self._file = tempfile.SpooledTemporaryFile(max_size=max_memory)  # noqa: SIM115
+        self.count = 0
+
+    def append(self, message: OutMessage) -> None:
+        blob = pickle.dumps(
+            (
+                message.topic,
+                message.key,
+                message.value,
+                message.headers,
+                message.timestamp_ms,
+                message.log,
+            ),
+            protocol=pickle.HIGHEST_PROTOCOL,
+        )
+        self._file.write(self._LEN.pack(len(blob)))
+        self._file.write(blob)
+        self.count += 1
+
+    def __iter__(self) -> Iterator[OutMessage]:
+        self._file.seek(0)
+        read = self._file.read
+        for _ in range(self.count):
+            (size,) = self._LEN.unpack(read(4))
+            yield OutMessage(*pickle.loads(read(size)))
+        self._file.seek(0, 2)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class TopicEnsurer:
+    """Creates each log topic the first time the processor is about to write to it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.known: set[str] = set()
+
+    def ensure(self, logs: set[str]) -> None:
+        missing = {g for g in logs if topics.log_topic(g, self.settings) not in self.known}
+        if not missing:
+            return
+        create_topics(
+            self.settings, [topics.log_topic_spec(g, self.settings) for g in sorted(missing)]
+        )
+        self.known |= {topics.log_topic(g, self.settings) for g in missing}
+
+
+def create_topics(settings: Settings, specs: list[topics.TopicSpec]) -> None:
+    """Creates the topics that do not exist yet (with their configs); existing ones are kept."""
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import NewTopic
+
+    from wirestream.kafka import make_admin
+
+    admin = make_admin(settings)
+    existing = set(admin.list_topics(timeout=15).topics)
+    new = [
+        NewTopic(s.name, s.partitions, s.replication, config=s.config)
+        for s in specs
+        if s.name not in existing
+    ]
+    if not new:
+        return
+    for name, future in admin.create_topics(new).items():
+        try:
+            future.result(30)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+            log.debug("topic %s already exists", name)
