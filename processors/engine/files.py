@@ -1,0 +1,287 @@
+"""The file manager: one files.log record per transferred file, as Zeek's file analysis writes it.
+
+Protocol analyzers (HTTP entities now; SMTP attachments, FTP data, SSL certificates later) open
+a :class:`FileHandle` per file, feed it the file's bytes in order, report gaps, and close it.
+The manager does what Zeek's file framework does with that: a ``F...`` fuid, MIME sniffing of
+the first bytes with Zeek's signatures (:mod:`.mime`), the hash analyzers (MD5/SHA1/SHA256 when
+configured, as ``hash-all-files`` does), extraction to the sink (size-bounded, never written
+under a name the traffic chose, never executed), and the files.log record when the file ends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from wirestream.processors.engine.api import ConnId, ExtractedFile, Record
+from wirestream.processors.engine.conn_log import LocalNets
+from wirestream.processors.engine.mime import BOF_BUFFER_SIZE, sniff_mime
+from wirestream.processors.engine.uid import UidGenerator
+
+log = logging.getLogger(__name__)
+
+HASHES = ("MD5", "SHA1", "SHA256")
+_HASH_FACTORIES: dict[str, Callable[[], Any]] = {
+    "MD5": hashlib.md5,
+    "SHA1": hashlib.sha1,
+    "SHA256": hashlib.sha256,
+}
+DEFAULT_EXTRACT_LIMIT = 104_857_600  # Zeek's FileExtract::default_limit (100 MiB)
+
+
+@dataclass(frozen=True)
+class FilesConfig:
+    """What Zeek's loaded scripts decide. The default is plain ``zeek -r``: no hashes, no extraction.
+
+    ``hashes`` mirrors ``policy/frameworks/files/hash-all-files`` (e.g. ``("MD5", "SHA1",
+    "SHA256")``); ``extract`` mirrors ``FileExtract`` with ``extract_limit`` bytes per file.
+    """
+
+    hashes: tuple[str, ...] = ()
+    extract: bool = False
+    extract_limit: int = DEFAULT_EXTRACT_LIMIT
+
+    def __post_init__(self) -> None:
+        unknown = [h for h in self.hashes if h not in _HASH_FACTORIES]
+        if unknown:
+            raise ValueError(f"unknown hash analyzer(s) {unknown}; known: {', '.join(HASHES)}")
+        if self.extract_limit < 0:
+            raise ValueError(f"extract_limit must be >= 0, got {self.extract_limit}")
+
+
+@dataclass
+class FileHandle:
+    """One file in transfer. Analyzers call :meth:`data`, :meth:`gap`, :meth:`end`."""
+
+    manager: FileManager
+    fuid: str
+    source: str
+    ts: float
+    is_orig: bool | None
+    uid: str | None
+    conn_id: ConnId | None
+    depth: int = 0
+    filename: str | None = None
+    mime_type: str | None = None
+    total_bytes: int | None = None
+    analyzers: list[str] = field(default_factory=list)
+    on_sniff: Callable[[FileHandle, str | None], None] | None = None
+    last_active: float = 0.0
+    seen_bytes: int = 0
+    missing_bytes: int = 0
+    stream_offset: int = 0  # next in-order byte
+    bof: bytearray = field(default_factory=bytearray)
+    sniffed: bool = False
+    bof_broken: bool = False  # the start of the file was never seen: Zeek cannot sniff it
+    hashers: dict[str, Any] = field(default_factory=dict)
+    hash_valid: bool = True
+    extract_buf: bytearray | None = None
+    extract_cutoff: bool = False
+    done: bool = False
+    local_orig: bool | None = None
+
+    def set_total(self, size: int) -> None:
+        """The file's full size when the protocol announces it (Content-Length ...)."""
+        self.total_bytes = size
+
+    def data(self, chunk: bytes, ts: float, offset: int | None = None) -> None:
+        """In-order bytes; ``offset`` (when the protocol knows it) may skip ahead: a gap."""
+        if self.done or not chunk:
+            return
+        if offset is not None and offset > self.stream_offset:
+            if self.stream_offset == 0 and not self.bof:
+                self.bof_broken = True
+            self._missing(offset - self.stream_offset)
+        elif offset is not None and offset < self.stream_offset:
+            overlap = self.stream_offset - offset
+            chunk = chunk[overlap:]
+            if not chunk:
+                return
+        self.last_active = ts
+        self.seen_bytes += len(chunk)
+        self.stream_offset += len(chunk)
+        if not self.sniffed and not self.bof_broken:
+            need = BOF_BUFFER_SIZE - len(self.bof)
+            self.bof += chunk[:need]
+            if len(self.bof) >= BOF_BUFFER_SIZE:
+                self._sniff()
+        for h in self.hashers.values():
+            h.update(chunk)
+        if self.extract_buf is not None and not self.extract_cutoff:
+            room = self.manager.config.extract_limit - len(self.extract_buf)
+            if len(chunk) > room:
+                self.extract_buf += chunk[: max(room, 0)]
+                self.extract_cutoff = True
+            else:
+                self.extract_buf += chunk
+
+    def gap(self, length: int, ts: float) -> None:
+        """``length`` bytes of the file were never seen."""
+        if self.done or length <= 0:
+            return
+        self.last_active = ts
+        if self.stream_offset == 0 and not self.bof:
+            self.bof_broken = True
+        self._missing(length)
+        self.stream_offset += length
+
+    def _missing(self, length: int) -> None:
+        self.missing_bytes += length
+        self.hash_valid = False
+        if not self.sniffed and self.bof:
+            self._sniff()  # Zeek sniffs what it has once the BOF stream is interrupted
+
+    def _sniff(self) -> None:
+        self.sniffed = True
+        self.mime_type = sniff_mime(bytes(self.bof)) if self.bof else None
+        self.bof = bytearray()
+        if self.on_sniff is not None:
+            self.on_sniff(self, self.mime_type)
+
+    def end(self, ts: float | None = None) -> Record:
+        """The transfer is over (or the connection went away): write files.log, extract."""
+        if self.done:
+            raise RuntimeError(f"file {self.fuid} already ended")
+        if not self.sniffed and not self.bof_broken and self.bof:
+            self._sniff()
+        self.done = True
+        return self.manager._finish(self)
+
+
+class FileManager:
+    """Creates files, fuids and their files.log records; one per engine run."""
+
+    def __init__(
+        self,
+        emit: Callable[[str, Record], None],
+        extracted: Callable[[ExtractedFile], None] | None = None,
+        *,
+        config: FilesConfig | None = None,
+        uids: UidGenerator | None = None,
+        local_nets: LocalNets | None = None,
+    ) -> None:
+        self.emit = emit
+        self.extracted = extracted
+        self.config = config or FilesConfig()
+        self.uids = uids or UidGenerator()
+        self.local_nets = local_nets if local_nets is not None else LocalNets()
+        self.open_files: dict[str, FileHandle] = {}
+        if self.config.extract and extracted is None:
+            raise ValueError("file extraction is on but no sink receives the extracted files")
+
+    def new_file(
+        self,
+        *,
+        source: str,
+        ts: float,
+        is_orig: bool | None = None,
+        uid: str | None = None,
+        conn_id: ConnId | None = None,
+        depth: int = 0,
+        filename: str | None = None,
+        mime_type: str | None = None,
+        analyzers: Iterable[str] = (),
+        on_sniff: Callable[[FileHandle, str | None], None] | None = None,
+    ) -> FileHandle:
+        """Open a file seen over ``conn_id`` (``is_orig``: the originator sends it).
+
+        ``mime_type`` set by the protocol (SSL certificates) skips sniffing; ``analyzers`` adds
+        protocol-specific analyzer names (``X509``) to the configured hashes.
+        """
+        f = FileHandle(
+            manager=self,
+            fuid=self.uids.file_uid(),
+            source=source,
+            ts=ts,
+            is_orig=is_orig,
+            uid=uid,
+            conn_id=conn_id,
+            depth=depth,
+            filename=filename,
+            on_sniff=on_sniff,
+            last_active=ts,
+        )
+        if conn_id is not None and is_orig is not None and self.local_nets.configured:
+            f.local_orig = self.local_nets.is_local(conn_id.orig_h if is_orig else conn_id.resp_h)
+        names = list(self.config.hashes) + [a for a in analyzers if a not in self.config.hashes]
+        for name in names:
+            factory = _HASH_FACTORIES.get(name)
+            if factory is not None:
+                f.hashers[name] = factory()
+            f.analyzers.append(name)
+        if self.config.extract:
+            f.extract_buf = bytearray()
+            f.analyzers.append("EXTRACT")
+        if mime_type is not None:
+            f.mime_type = mime_type
+            f.sniffed = True
+        self.open_files[f.fuid] = f
+        return f
+
+    def end_all(self, ts: float) -> None:
+        """The trace is over: close every file still open (Zeek's file_state_remove at exit)."""
+        for f in list(self.open_files.values()):
+            f.end(ts)
+
+    def _finish(self, f: FileHandle) -> Record:
+        self.open_files.pop(f.fuid, None)
+        rec = file_record(f)
+        if f.extract_buf is not None:
+            name = extraction_name(f)
+            rec["extracted"] = name
+            rec["extracted_cutoff"] = f.extract_cutoff
+            rec["extracted_size"] = self.config.extract_limit if f.extract_cutoff else None
+            assert self.extracted is not None
+            self.extracted(
+                ExtractedFile(
+                    fuid=f.fuid,
+                    data=bytes(f.extract_buf),
+                    filename=f.filename,
+                    mime_type=f.mime_type,
+                    truncated=f.extract_cutoff,
+                    meta={"extracted": name, "source": f.source, "uid": f.uid},
+                )
+            )
+        self.emit("files", rec)
+        return rec
+
+
+def extraction_name(f: FileHandle) -> str:
+    """Zeek's default ``extract-<last_active>-<source>-<fuid>``; never a name from the traffic."""
+    source = "".join(c for c in f.source if c.isalnum() or c in "_-") or "unknown"
+    return f"extract-{f.last_active:.6f}-{source}-{f.fuid}"
+
+
+def file_record(f: FileHandle) -> Record:
+    """The files.log columns (base/frameworks/files, base/files/hash) for a finished file."""
+    cid = f.conn_id
+    rec: Record = {
+        "ts": f.ts,
+        "fuid": f.fuid,
+        "uid": f.uid,
+        "id.orig_h": cid.orig_h if cid else None,
+        "id.orig_p": cid.orig_p if cid else None,
+        "id.resp_h": cid.resp_h if cid else None,
+        "id.resp_p": cid.resp_p if cid else None,
+        "source": f.source,
+        "depth": f.depth,
+        "analyzers": list(f.analyzers),
+        "mime_type": f.mime_type,
+        "filename": f.filename,
+        "duration": max(f.last_active - f.ts, 0.0),
+        "local_orig": f.local_orig,
+        "is_orig": f.is_orig,
+        "seen_bytes": f.seen_bytes,
+        "total_bytes": f.total_bytes,
+        "missing_bytes": f.missing_bytes,
+        "overflow_bytes": 0,
+        "timedout": False,
+        "parent_fuid": None,
+    }
+    for name, column in (("MD5", "md5"), ("SHA1", "sha1"), ("SHA256", "sha256")):
+        h = f.hashers.get(name)
+        rec[column] = h.hexdigest() if h is not None and f.hash_valid else None
+    return rec
