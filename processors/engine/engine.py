@@ -1,0 +1,262 @@
+"""The built-in engine: packets in, Zeek's logs out.
+
+``Engine.process`` takes captured frames (the intake decodes them), ``Engine.ip`` takes IP
+datagrams directly (tests, tunnels), ``Engine.finish`` flushes what is still open in Zeek's
+end-of-trace order. Memory stays bounded by live state: connections end through Zeek's own
+timers (inactivity, close and reset delays, SYN attempts), all driven by packet time.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from collections.abc import Iterable
+from typing import Any
+
+from .api import IPDatagram, Packet, Sink
+from .checksum import datagram_checksum_ok
+from .conn_log import LocalNets, conn_record
+from .icmp import IcmpSession, counterpart
+from .sessions import LIKELY_SERVER_PORTS, Connection, ConnKey, TimerQueue
+from .tcp import TcpHeader, TcpSession
+from .udp import UdpSession
+from .uid import UidGenerator
+from .weird import WeirdLog
+
+log = logging.getLogger(__name__)
+
+# Zeek's defaults (init-bare.zeek); a TCP connection starts on the UDP value until established.
+TCP_INACTIVITY_TIMEOUT = 300.0
+UDP_INACTIVITY_TIMEOUT = 60.0
+ICMP_INACTIVITY_TIMEOUT = 60.0
+
+_UDP = struct.Struct("!HHHH")
+_BROADCAST = "255.255.255.255"
+
+
+class EngineStats:
+    __slots__ = ("packets", "datagrams", "connections", "max_live")
+
+    def __init__(self) -> None:
+        self.packets = self.datagrams = self.connections = self.max_live = 0
+
+
+class Engine:
+    """Zeek-compatible connection tracking feeding a :class:`Sink`."""
+
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        ignore_checksums: bool = False,
+        local_nets: Iterable[str] | None = None,
+        seed: int | None = None,
+        files: Any = None,
+        conn_vlan_columns: bool = False,
+        weird_log: bool = True,
+        likely_server_ports: dict[str, frozenset[int]] | None = None,
+        tcp_inactivity_timeout: float = TCP_INACTIVITY_TIMEOUT,
+        udp_inactivity_timeout: float = UDP_INACTIVITY_TIMEOUT,
+        icmp_inactivity_timeout: float = ICMP_INACTIVITY_TIMEOUT,
+    ) -> None:
+        from .decode import Decoder
+
+        self.sink = sink
+        self.ignore_checksums = ignore_checksums
+        self.local_nets = LocalNets(local_nets)
+        self.uids = UidGenerator(seed)
+        self.files = files
+        self.conn_vlan_columns = conn_vlan_columns
+        self.likely_server_ports = likely_server_ports or LIKELY_SERVER_PORTS
+        self.tcp_inactivity_timeout = tcp_inactivity_timeout
+        self.udp_inactivity_timeout = udp_inactivity_timeout
+        self.icmp_inactivity_timeout = icmp_inactivity_timeout
+        self.weirds = WeirdLog(lambda rec: sink.log("weird", rec), enabled=weird_log)
+        self.decoder = Decoder(self.weirds, ignore_checksums=ignore_checksums)
+        self.timers = TimerQueue()
+        self.connections: dict[ConnKey, Connection] = {}
+        self.now = 0.0
+        self.stats = EngineStats()
+        self._finished = False
+
+    # -- input ------------------------------------------------------------------------------
+    def process(self, packet: Packet) -> None:
+        """One captured frame: advance network time, decode, track."""
+        self.stats.packets += 1
+        self._advance(packet.ts)
+        dg = self.decoder.decode(packet)
+        if dg is not None:
+            self._datagram(dg)
+
+    def ip(self, datagram: IPDatagram) -> None:
+        """One IP datagram (already decapsulated and reassembled)."""
+        self._advance(datagram.ts)
+        self._datagram(datagram)
+
+    def _advance(self, ts: float) -> None:
+        if ts > self.now:
+            self.now = ts
+        self.timers.advance(self.now)
+
+    def _datagram(self, dg: IPDatagram) -> None:
+        self.stats.datagrams += 1
+        proto = dg.proto
+        if proto == 6:
+            self._tcp(dg)
+        elif proto == 17:
+            self._udp(dg)
+        elif proto in (1, 58):
+            self._icmp(dg)
+
+    @staticmethod
+    def _wire_payload_len(dg: IPDatagram) -> int:
+        """Transport bytes the IP header announces (the payload may have been cut by snaplen)."""
+        if dg.captured_all:
+            return len(dg.payload)
+        return max(dg.ip_len - (20 if dg.version == 4 else 40), len(dg.payload))
+
+    def _truncated(self, dg: IPDatagram, need: int) -> bool:
+        if len(dg.payload) >= need:
+            return False
+        wire = self._wire_payload_len(dg)
+        name = "truncated_header" if wire and wire < need else "internally_truncated_header"
+        self.weirds.flow_weird(name, dg.ts, dg.src, dg.dst)
+        return True
+
+    # -- connections ------------------------------------------------------------------------
+    def _new_connection(
+        self, key: ConnKey, dg: IPDatagram, sport: int, dport: int, flip: bool
+    ) -> Connection:
+        conn = Connection(
+            self, key, self.uids.conn_uid(), dg.src, sport, dg.dst, dport, dg.proto, dg.ts
+        )
+        conn.vlan, conn.inner_vlan = dg.vlan, dg.inner_vlan
+        if dg.proto == 6:
+            conn.adapter = TcpSession(conn)
+            conn.set_inactivity_timeout(self.udp_inactivity_timeout)
+        elif dg.proto == 17:
+            conn.adapter = UdpSession(conn)
+            conn.set_inactivity_timeout(self.udp_inactivity_timeout)
+        else:
+            conn.adapter = IcmpSession(conn)
+            conn.set_inactivity_timeout(self.icmp_inactivity_timeout)
+        if flip and conn.resp_h != _BROADCAST:
+            conn.flip_roles()
+        conn.attach_analyzers()
+        self.connections[key] = conn
+        self.stats.connections += 1
+        if len(self.connections) > self.stats.max_live:
+            self.stats.max_live = len(self.connections)
+        return conn
+
+    def remove_connection(self, conn: Connection) -> None:
+        """End ``conn``: analyzers flush, conn.log is written, state is dropped."""
+        if not conn.in_table:
+            return
+        conn.cancel_timers()
+        conn.end_analyzers(self.now)
+        self.sink.log("conn", conn_record(conn, self.local_nets))
+        conn.in_table = False
+        if self.connections.get(conn.key) is conn:
+            del self.connections[conn.key]
+
+    def _likely(self, transport: str, port: int) -> bool:
+        return port in self.likely_server_ports.get(transport, ())
+
+    # -- TCP --------------------------------------------------------------------------------
+    def _tcp(self, dg: IPDatagram) -> None:
+        if self._truncated(dg, 20):
+            return
+        payload = dg.payload
+        tp = TcpHeader(payload)
+        key = ConnKey.make(dg.src, tp.sport, dg.dst, tp.dport, 6)
+        conn = self.connections.get(key)
+        if conn is not None and conn.adapter.is_reuse(dg.ts, tp):
+            self.remove_connection(conn)
+            conn = None
+        if conn is None:
+            flags = tp.flags
+            flip = False
+            if not flags & 0x02 or flags & 0x10:  # no SYN, or SYN-ACK: a partial connection
+                if self._likely("tcp", tp.sport):
+                    if self._likely("tcp", tp.dport):
+                        flip = not flags & 0x02 and tp.sport < tp.dport
+                    else:
+                        flip = True
+            conn = self._new_connection(key, dg, tp.sport, tp.dport, flip)
+        is_orig = dg.src == conn.orig_h and tp.sport == conn.orig_p
+        hdr_len = tp.hdr_len
+        if hdr_len < 20:
+            conn.weird("bad_TCP_header_len", source="TCP")
+            return
+        wire_len = self._wire_payload_len(dg)
+        if hdr_len > wire_len or hdr_len > len(payload):
+            conn.weird("truncated_header", source="TCP")
+            return
+        if not datagram_checksum_ok(dg, self.ignore_checksums):
+            conn.weird("bad_TCP_checksum", source="TCP")
+            conn.adapter.checksum_error(is_orig)
+            return
+        is_orig = conn.adapter.process(is_orig, tp, payload[hdr_len:], wire_len - hdr_len, dg.ts)
+        conn.count_packet(is_orig, dg.ip_len)
+
+    # -- UDP --------------------------------------------------------------------------------
+    def _udp(self, dg: IPDatagram) -> None:
+        if self._truncated(dg, 8):
+            return
+        payload = dg.payload
+        sport, dport, ulen, _sum = _UDP.unpack_from(payload)
+        key = ConnKey.make(dg.src, sport, dg.dst, dport, 17)
+        conn = self.connections.get(key)
+        if conn is None:
+            flip = self._likely("udp", sport) and not self._likely("udp", dport)
+            conn = self._new_connection(key, dg, sport, dport, flip)
+        is_orig = dg.src == conn.orig_h and sport == conn.orig_p
+        session: UdpSession = conn.adapter
+        if not datagram_checksum_ok(dg, self.ignore_checksums):
+            session.bad_checksum(is_orig)
+            return
+        wire_len = self._wire_payload_len(dg)
+        if ulen != wire_len:
+            conn.weird("UDP_datagram_length_mismatch", f"{ulen} != {wire_len}", source="UDP")
+        conn.last_time = dg.ts
+        session.datagram(is_orig, ulen - 8)
+        data = payload[8 : min(wire_len, len(payload))]
+        conn.deliver_stream(is_orig, data)
+        # Zeek counts the packet after the analyzers saw it; they may have flipped the roles.
+        is_orig = dg.src == conn.orig_h and sport == conn.orig_p
+        conn.count_packet(is_orig, dg.ip_len)
+
+    # -- ICMP -------------------------------------------------------------------------------
+    def _icmp(self, dg: IPDatagram) -> None:
+        if self._truncated(dg, 8):
+            return
+        payload = dg.payload
+        icmp_type, icmp_code = payload[0], payload[1]
+        resp_port, one_way = counterpart(dg.proto, icmp_type, icmp_code)
+        key = ConnKey.make(dg.src, icmp_type, dg.dst, resp_port, dg.proto, one_way)
+        conn = self.connections.get(key)
+        if conn is None:
+            conn = self._new_connection(key, dg, icmp_type, resp_port, False)
+        is_orig = dg.src == conn.orig_h and icmp_type == conn.orig_p
+        if not datagram_checksum_ok(dg, self.ignore_checksums):
+            conn.weird("bad_ICMP_checksum", source="ICMP")
+            return
+        conn.last_time = dg.ts
+        wire_len = self._wire_payload_len(dg)
+        conn.adapter.message(is_orig, wire_len - 8)
+        if len(payload) >= wire_len:
+            conn.count_packet(is_orig, dg.ip_len)
+
+    # -- end of input -----------------------------------------------------------------------
+    def finish(self) -> None:
+        """End of trace: every open connection ends, in Zeek's (sorted key) order."""
+        if self._finished:
+            return
+        self._finished = True
+        for conn in sorted(self.connections.values(), key=lambda c: c.key.sort_key()):
+            self.remove_connection(conn)
+        self.connections.clear()
+        finish_files = getattr(self.files, "finish", None)
+        if callable(finish_files):
+            finish_files()

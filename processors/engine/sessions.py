@@ -1,0 +1,446 @@
+"""Connections as Zeek keeps them: one per canonical 5-tuple, with Zeek's originator/responder
+decision, flips (history ``^``), history letters, packet/byte counters, timers driven by packet
+time, and the application analyzers attached to it.
+
+The transport specifics (TCP state machine, UDP/ICMP sizes) live in tcp.py, udp.py, icmp.py;
+this module owns what every connection shares and the table that holds them.
+"""
+
+from __future__ import annotations
+
+import heapq
+import ipaddress
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .api import REGISTRY, AnalyzerSpec, AppAnalyzer, ConnId, analyzers_for
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+log = logging.getLogger(__name__)
+
+TRANSPORT_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp"}
+HIST_ANALYZER_LIMIT_REACHED = 0x400
+DPD_BUFFER_SIZE = 1024  # Zeek's dpd_buffer_size: bytes per connection kept for content sniffing
+DPD_MAX_PACKETS = 100
+
+# Zeek's likely_server_ports with its default scripts loaded: every port an analyzer registers
+# as a server port (Analyzer::register_for_ports / PacketAnalyzer::register_for_ports).
+LIKELY_SERVER_PORTS: dict[str, frozenset[int]] = {
+    "tcp": frozenset(
+        {
+            21,
+            22,
+            25,
+            53,
+            79,
+            80,
+            81,
+            88,
+            135,
+            139,
+            143,
+            389,
+            443,
+            445,
+            465,
+            502,
+            514,
+            563,
+            585,
+            587,
+            614,
+            631,
+            636,
+            989,
+            990,
+            992,
+            993,
+            995,
+            1080,
+            1434,
+            1883,
+            2811,
+            3128,
+            3268,
+            3306,
+            3389,
+            5222,
+            5223,
+            5269,
+            5432,
+            6379,
+            6666,
+            6667,
+            6668,
+            6669,
+            8000,
+            8080,
+            8888,
+            20000,
+        }
+    ),
+    "udp": frozenset(
+        {
+            53,
+            67,
+            68,
+            88,
+            123,
+            137,
+            161,
+            162,
+            389,
+            443,
+            514,
+            784,
+            853,
+            1812,
+            2123,
+            2152,
+            3389,
+            3544,
+            4011,
+            4754,
+            4789,
+            5060,
+            5072,
+            5353,
+            5355,
+            6081,
+            20000,
+        }
+    ),
+    "icmp": frozenset(),
+}
+
+
+class Timer:
+    __slots__ = ("when", "seq", "callback", "cancelled")
+
+    def __init__(self, when: float, seq: int, callback: Callable[[float], None]) -> None:
+        self.when = when
+        self.seq = seq
+        self.callback = callback
+        self.cancelled = False
+
+    def __lt__(self, other: Timer) -> bool:
+        return (self.when, self.seq) < (other.when, other.seq)
+
+
+class TimerQueue:
+    """Zeek's timer manager: callbacks fire when packet time passes their time."""
+
+    def __init__(self) -> None:
+        self._heap: list[Timer] = []
+        self._seq = 0
+
+    def add(self, when: float, callback: Callable[[float], None]) -> Timer:
+        self._seq += 1
+        timer = Timer(when, self._seq, callback)
+        heapq.heappush(self._heap, timer)
+        return timer
+
+    def advance(self, now: float) -> None:
+        heap = self._heap
+        while heap and heap[0].when <= now:
+            timer = heapq.heappop(heap)
+            if not timer.cancelled:
+                timer.callback(now)
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+
+def addr_key(addr: str) -> bytes:
+    """16-byte form of an address (IPv4 mapped into IPv6), the order Zeek's keys sort by."""
+    ip = ipaddress.ip_address(addr)
+    if ip.version == 4:
+        return b"\0" * 10 + b"\xff\xff" + ip.packed
+    return ip.packed
+
+
+@dataclass(frozen=True, slots=True)
+class ConnKey:
+    """Canonical 5-tuple: the same for both directions of a connection (unless one-way ICMP)."""
+
+    addr1: bytes
+    port1: int
+    addr2: bytes
+    port2: int
+    proto: int
+
+    @classmethod
+    def make(
+        cls, src: str, sport: int, dst: str, dport: int, proto: int, one_way: bool = False
+    ) -> ConnKey:
+        a, b = addr_key(src), addr_key(dst)
+        if one_way or (a, sport) < (b, dport):
+            return cls(a, sport, b, dport, proto)
+        return cls(b, dport, a, sport, proto)
+
+    def sort_key(self) -> tuple:
+        return (
+            self.addr1,
+            self.addr2,
+            self.port1.to_bytes(2, "big"),
+            self.port2.to_bytes(2, "big"),
+            self.proto,
+        )
+
+
+class AnalyzerSlot:
+    """The AnalyzerContext one attached analyzer sees (violations detach just this one)."""
+
+    def __init__(self, conn: Connection, spec: AnalyzerSpec) -> None:
+        self._conn = conn
+        self.spec = spec
+        self.analyzer: AppAnalyzer | None = None
+        self.active = True
+
+    @property
+    def uid(self) -> str:
+        return self._conn.uid
+
+    @property
+    def conn_id(self) -> ConnId:
+        return self._conn.conn_id()
+
+    def emit(self, log: str, record: dict[str, Any]) -> None:
+        self._conn.engine.sink.log(log, record)
+
+    def confirm(self, service: str) -> None:
+        self._conn.confirm(service)
+
+    def violation(self, reason: str) -> None:
+        log.debug("%s: %s violation: %s", self._conn.uid, self.spec.name, reason)
+        self.active = False
+
+    def weird(self, name: str, addl: str = "", ts: float | None = None) -> None:
+        self._conn.weird(name, addl, source=self.spec.name.upper(), ts=ts)
+
+    def flip_roles(self) -> None:
+        """Analyzers that learn the real direction from content (DNS, NTP) may flip, as in Zeek."""
+        self._conn.flip_roles()
+
+    @property
+    def files(self) -> Any:
+        return self._conn.engine.files
+
+    @property
+    def conn(self) -> Connection:
+        return self._conn
+
+
+class Connection:
+    """One connection: identity, history, counters, timers, attached analyzers."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        key: ConnKey,
+        uid: str,
+        src: str,
+        sport: int,
+        dst: str,
+        dport: int,
+        ip_proto: int,
+        t: float,
+    ) -> None:
+        self.engine = engine
+        self.key = key
+        self.uid = uid
+        self.orig_h, self.orig_p, self.resp_h, self.resp_p = src, sport, dst, dport
+        self.ip_proto = ip_proto
+        self.transport = TRANSPORT_NAMES.get(ip_proto, "unknown_transport")
+        self.start_time = t
+        self.last_time = t
+        self.history = ""
+        self.hist_seen = 0
+        self.adapter: Any = None
+        self.orig_pkts = self.orig_ip_bytes = self.resp_pkts = self.resp_ip_bytes = 0
+        self.missed_bytes = 0
+        self.services: list[str] = []
+        self.tunnel_parents: list[str] = []
+        self.encap: tuple = ()
+        self.vlan: int | None = None
+        self.inner_vlan: int | None = None
+        self.did_weird = False
+        self.in_table = True
+        self.inactivity_timeout = 0.0
+        self._inactivity_timer: Timer | None = None
+        self.slots: list[AnalyzerSlot] = []
+        self._sniff: list[AnalyzerSpec] = []
+        self._sniff_chunks: list[tuple[bool, bytes]] = []
+        self._sniff_bytes = [0, 0]
+
+    # -- identity ---------------------------------------------------------------------------
+    def conn_id(self) -> ConnId:
+        return ConnId(self.orig_h, self.orig_p, self.resp_h, self.resp_p, self.transport)
+
+    def id_tuple(self) -> tuple[str, int, str, int]:
+        return (self.orig_h, self.orig_p, self.resp_h, self.resp_p)
+
+    def flip_roles(self) -> None:
+        """Swap originator and responder (Zeek's Connection::FlipRoles), noting ``^``."""
+        self.orig_h, self.resp_h = self.resp_h, self.orig_h
+        self.orig_p, self.resp_p = self.resp_p, self.orig_p
+        self.orig_pkts, self.resp_pkts = self.resp_pkts, self.orig_pkts
+        self.orig_ip_bytes, self.resp_ip_bytes = self.resp_ip_bytes, self.orig_ip_bytes
+        if self.adapter is not None:
+            self.adapter.flip()
+        self.add_history("^")
+
+    # -- history ----------------------------------------------------------------------------
+    def add_history(self, code: str) -> None:
+        self.history += code
+
+    def check_history(self, mask: int, code: str) -> bool:
+        """Add ``code`` the first time ``mask`` is seen; True if it had been seen before."""
+        if not self.hist_seen & mask:
+            self.hist_seen |= mask
+            self.history += code
+            return False
+        return True
+
+    # -- anomalies, services ----------------------------------------------------------------
+    def weird(self, name: str, addl: str = "", source: str = "", ts: float | None = None) -> None:
+        self.did_weird = True
+        engine = self.engine
+        engine.weirds.conn_weird(
+            name, engine.now if ts is None else ts, self.uid, self.id_tuple(), addl, source
+        )
+
+    def confirm(self, service: str) -> None:
+        if service not in self.services:
+            self.services.append(service)
+
+    # -- timers -----------------------------------------------------------------------------
+    def set_inactivity_timeout(self, timeout: float) -> None:
+        if timeout == self.inactivity_timeout:
+            return
+        if self._inactivity_timer is not None:
+            self._inactivity_timer.cancelled = True
+            self._inactivity_timer = None
+        if timeout:
+            self._inactivity_timer = self.engine.timers.add(
+                self.last_time + timeout, self._inactivity
+            )
+        self.inactivity_timeout = timeout
+
+    def _inactivity(self, t: float) -> None:
+        if not self.in_table:
+            return
+        if self.last_time + self.inactivity_timeout <= t:
+            self.remove()
+            return
+        self._inactivity_timer = self.engine.timers.add(
+            self.last_time + self.inactivity_timeout, self._inactivity
+        )
+
+    def remove(self) -> None:
+        """End the connection now (timeouts, close delays): flush analyzers, write conn.log."""
+        self.engine.remove_connection(self)
+
+    def cancel_timers(self) -> None:
+        if self._inactivity_timer is not None:
+            self._inactivity_timer.cancelled = True
+        self._inactivity_timer = None
+        cancel = getattr(self.adapter, "_cancel_timers", None)
+        if cancel is not None:
+            cancel()
+
+    # -- counters ---------------------------------------------------------------------------
+    def count_packet(self, is_orig: bool, ip_len: int) -> None:
+        if is_orig:
+            self.orig_pkts += 1
+            self.orig_ip_bytes += ip_len
+        else:
+            self.resp_pkts += 1
+            self.resp_ip_bytes += ip_len
+
+    # -- application analyzers ----------------------------------------------------------------
+    def attach_analyzers(self) -> None:
+        """Port-based analyzers at once; otherwise remember which ones may sniff the content."""
+        for spec in analyzers_for(self.transport, self.resp_p):
+            self._attach(spec)
+        if not self.slots:
+            self._sniff = [
+                s
+                for s in REGISTRY.values()
+                if s.sniff is not None and self.transport in s.transports
+            ]
+
+    def _attach(self, spec: AnalyzerSpec) -> AnalyzerSlot | None:
+        slot = AnalyzerSlot(self, spec)
+        try:
+            slot.analyzer = spec.factory(slot)
+        except Exception:
+            log.exception("analyzer %s failed to start on %s", spec.name, self.uid)
+            return None
+        self.slots.append(slot)
+        return slot
+
+    def _call(self, slot: AnalyzerSlot, method: str, *args: Any) -> None:
+        try:
+            getattr(slot.analyzer, method)(*args)
+        except Exception as exc:  # a broken analyzer must not stop the engine
+            log.warning(
+                "%s analyzer failed on %s: %s", slot.spec.name, self.uid, exc, exc_info=True
+            )
+            slot.active = False
+
+    def deliver_stream(self, is_orig: bool, data: bytes) -> None:
+        """In-order payload (TCP after reassembly, or one UDP/ICMP datagram)."""
+        ts = self.engine.now
+        for slot in self.slots:
+            if slot.active:
+                self._call(slot, "data", is_orig, data, ts)
+        if self._sniff:
+            self._sniff_more(is_orig, data)
+
+    def deliver_gap(self, is_orig: bool, length: int) -> None:
+        ts = self.engine.now
+        for slot in self.slots:
+            if slot.active:
+                self._call(slot, "gap", is_orig, length, ts)
+        if self._sniff:
+            self._sniff = []  # Zeek's DPD stops buffering once content is missing
+
+    def _sniff_more(self, is_orig: bool, data: bytes) -> None:
+        side = 0 if is_orig else 1
+        room = DPD_BUFFER_SIZE - self._sniff_bytes[side]
+        if room <= 0:
+            return
+        self._sniff_chunks.append((is_orig, data))
+        self._sniff_bytes[side] += len(data)
+        orig = b"".join(d for o, d in self._sniff_chunks if o)[:DPD_BUFFER_SIZE]
+        resp = b"".join(d for o, d in self._sniff_chunks if not o)[:DPD_BUFFER_SIZE]
+        for spec in list(self._sniff):
+            try:
+                hit = spec.sniff(orig, resp)  # type: ignore[misc]
+            except Exception:
+                log.warning("%s sniffer failed on %s", spec.name, self.uid, exc_info=True)
+                hit = False
+            if hit:
+                chunks = self._sniff_chunks
+                self._sniff, self._sniff_chunks = [], []
+                slot = self._attach(spec)
+                if slot is not None:
+                    ts = self.engine.now
+                    for o, d in chunks:
+                        if slot.active:
+                            self._call(slot, "data", o, d, ts)
+                return
+        if min(self._sniff_bytes) >= DPD_BUFFER_SIZE or len(self._sniff_chunks) > DPD_MAX_PACKETS:
+            self._sniff, self._sniff_chunks = [], []
+
+    def end_analyzers(self, ts: float) -> None:
+        for slot in self.slots:
+            if slot.analyzer is not None:
+                self._call(slot, "end", ts)
+        self.slots = []
+        self._sniff, self._sniff_chunks = [], []
