@@ -1,0 +1,319 @@
+"""Packet -> IPDatagram: link layer, IP header checks, fragment reassembly, as Zeek's IP analyzer.
+
+The checks run in Zeek's order with Zeek's weird names (``truncated_IP``, ``truncated_IP_len``,
+``invalid_IP_header_size``, ``internally_truncated_header``, ``bad_IP_checksum``, ...), so the
+packets that reach connection tracking are the ones Zeek's session manager would see. The
+common case (Ethernet, IPv4, no fragment) is a straight line of slicing and ``int.from_bytes``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from wirestream.processors.engine.api import IPDatagram, Packet
+from wirestream.processors.engine.checksum import ones_sum_ok
+from wirestream.processors.engine.ip import (
+    PROTO_ESP,
+    PROTO_FRAGMENT,
+    PROTO_MOBILITY,
+    PROTO_NONE,
+    FragmentReassembler,
+    addr_text,
+    walk_ipv6_chain,
+)
+from wirestream.processors.engine.linklayer import DLT_EN10MB, LinkResult, strip_link
+
+log = logging.getLogger(__name__)
+
+
+class WeirdReporter(Protocol):
+    """Where intake anomalies go: the connection core's ``weird.WeirdLog`` has this shape."""
+
+    def net_weird(self, ts: float, name: str, addl: str = "", source: str = "") -> None:
+        """An anomaly tied to no hosts (Zeek's ``net_weird``; ``source`` = analyzer name)."""
+
+    def flow_weird(
+        self, ts: float, name: str, src: str, dst: str, addl: str = "", source: str = ""
+    ) -> None:
+        """An anomaly between two hosts, before any connection (Zeek's ``flow_weird``)."""
+
+
+class CollectingWeirds:
+    """A WeirdReporter that keeps everything in a list (tests, the intake's own statistics)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, float, str | None, str | None, str]] = []
+
+    def net_weird(self, ts: float, name: str, addl: str = "", source: str = "") -> None:
+        self.seen.append((name, ts, None, None, source))
+
+    def flow_weird(
+        self, ts: float, name: str, src: str, dst: str, addl: str = "", source: str = ""
+    ) -> None:
+        self.seen.append((name, ts, src, dst, source))
+
+    @property
+    def names(self) -> list[str]:
+        return [w[0] for w in self.seen]
+
+
+@dataclass
+class IntakeStats:
+    """What the decoder did with the packets it was given."""
+
+    packets: int = 0
+    datagrams: int = 0  # IPDatagrams handed on (a reassembled datagram counts once)
+    fragments: int = 0
+    reassembled: int = 0
+    non_ip: Counter[int] = field(default_factory=Counter)  # ethertype / family -> packets
+    dropped: Counter[str] = field(default_factory=Counter)  # weird name -> packets dropped
+
+
+class Decoder:
+    """Turns captured packets into IP datagrams; keeps the fragment reassembly state."""
+
+    def __init__(self, weirds: WeirdReporter | None = None, *, ignore_checksums: bool = False):
+        self.weirds: WeirdReporter = weirds if weirds is not None else CollectingWeirds()
+        self.ignore_checksums = ignore_checksums
+        self.stats = IntakeStats()
+        self._ts = 0.0
+        self.fragments = FragmentReassembler(self._flow_weird)
+
+    # -- weirds --------------------------------------------------------------------------------
+
+    def _flow_weird(self, name: str, src: bytes, dst: bytes) -> None:
+        self.weirds.flow_weird(self._ts, name, addr_text(src), addr_text(dst))
+
+    def _drop(self, name: str, source: str) -> None:
+        self.stats.dropped[name] += 1
+        self.weirds.net_weird(self._ts, name, source=source)
+
+    # -- decoding ------------------------------------------------------------------------------
+
+    def decode(self, pkt: Packet) -> IPDatagram | None:
+        """The IP datagram in ``pkt``, or None (not IP, dropped with a weird, or a fragment
+        waiting for the rest of its datagram)."""
+        self.stats.packets += 1
+        self._ts = pkt.ts
+        data = pkt.data
+        # Fast path: untagged Ethernet carrying IPv4.
+        if pkt.linktype == DLT_EN10MB and len(data) >= 14 and data[12] == 8 and data[13] == 0:
+            return self._ip(pkt, 14, None)
+        link = strip_link(data, pkt.linktype)
+        if not link.ip_version:
+            if link.weird:
+                self._drop(link.weird, link.source)
+            else:
+                self.stats.non_ip[link.ethertype] += 1
+            return None
+        return self._ip(pkt, link.offset, link)
+
+    def _ip(self, pkt: Packet, off: int, link: LinkResult | None) -> IPDatagram | None:
+        data = pkt.data
+        avail = len(data) - off
+        if avail < 20:
+            self._drop("truncated_IP", "IP")
+            return None
+        version = data[off] >> 4
+        if version == 4:
+            total = (data[off + 2] << 8) | data[off + 3]
+            hdr_len = (data[off] & 0x0F) * 4
+        elif version == 6:
+            if avail < 40:
+                self._drop("truncated_IP", "IP")
+                return None
+            chain = walk_ipv6_chain(data, off, avail, self._flow_weird)
+            total = ((data[off + 4] << 8) | data[off + 5]) + 40
+            hdr_len = chain.length
+        else:
+            self._drop("unknown_ip_version", "IP")
+            return None
+        if total == 0:
+            self._drop("ip_hdr_len_zero", "IP")
+            if not self.ignore_checksums:
+                return None
+            total = avail
+        if pkt.wirelen < total + off:
+            self._drop("truncated_IP_len", "IP")
+            return None
+        if hdr_len > total:
+            self._drop("invalid_IP_header_size", "IP")
+            return None
+        if hdr_len > avail:
+            self._drop("internally_truncated_header", "IP")
+            return None
+        if version == 4:
+            if hdr_len < 20:
+                self._drop("IPv4_min_header_size", "IP")
+                return None
+            if not self.ignore_checksums and not ones_sum_ok(data[off : off + hdr_len]):
+                self._drop("bad_IP_checksum", "IP")
+                return None
+            src_b = data[off + 12 : off + 16]
+            dst_b = data[off + 16 : off + 20]
+            proto = data[off + 9]
+            ttl = data[off + 8]
+            frag_word = (data[off + 6] << 8) | data[off + 7]
+            if frag_word & 0x3FFF:  # MF set or an offset: a fragment
+                return self._fragment4(
+                    pkt, off, avail, total, hdr_len, frag_word, src_b, dst_b, link
+                )
+        else:
+            src_b, dst_b = chain.src, chain.dst
+            proto = chain.next_proto
+            ttl = data[off + 7]
+            if chain.last_header == PROTO_FRAGMENT:
+                return self._fragment6(pkt, off, avail, total, chain, link)
+            if chain.last_header == PROTO_ESP or chain.last_header == PROTO_MOBILITY:  # noqa: PLR1714
+                return None  # Zeek raises esp_packet / mobile_ipv6_message events only
+            if proto == PROTO_NONE:
+                self._drop("ipv6_no_next", "IP")
+                return None
+        end = off + (total if total < avail else avail)
+        payload = data[off + hdr_len : end]
+        return self._datagram(
+            pkt.ts, src_b, dst_b, proto, payload, total, hdr_len, version, ttl, link
+        )
+
+    def _datagram(
+        self,
+        ts: float,
+        src_b: bytes,
+        dst_b: bytes,
+        proto: int,
+        payload: bytes,
+        total: int,
+        hdr_len: int,
+        version: int,
+        ttl: int,
+        link: LinkResult | None,
+    ) -> IPDatagram:
+        self.stats.datagrams += 1
+        dg = IPDatagram(
+            ts,
+            addr_text(src_b),
+            addr_text(dst_b),
+            proto,
+            payload,
+            total,
+            version,
+            ttl,
+            len(payload) == total - hdr_len,
+        )
+        if link is not None and (link.vlan is not None or link.mpls or link.pppoe):
+            dg.vlan, dg.inner_vlan = link.vlan, link.inner_vlan
+            encap: list[tuple[str, object]] = []
+            if link.vlan is not None:
+                encap.append(("vlan", link.vlan))
+            if link.inner_vlan is not None:
+                encap.append(("vlan", link.inner_vlan))
+            if link.mpls:
+                encap.append(("mpls", None))
+            if link.pppoe:
+                encap.append(("pppoe", None))
+            dg.encap = tuple(encap)
+        return dg
+
+    def _fragment4(
+        self,
+        pkt: Packet,
+        off: int,
+        avail: int,
+        total: int,
+        hdr_len: int,
+        frag_word: int,
+        src_b: bytes,
+        dst_b: bytes,
+        link: LinkResult | None,
+    ) -> IPDatagram | None:
+        data = pkt.data
+        self.stats.fragments += 1
+        offset = (frag_word & 0x1FFF) * 8
+        if avail < total:
+            self._drop("incompletely_captured_fragment", "IP")
+            if offset:
+                return None
+            # Zeek analyzes a cut first fragment as if it were whole.
+            payload = data[off + hdr_len : off + avail]
+            return self._datagram(
+                pkt.ts, src_b, dst_b, data[off + 9], payload, total, hdr_len, 4, data[off + 8], link
+            )
+        done = self.fragments.add(
+            src=src_b,
+            dst=dst_b,
+            ident=(data[off + 4] << 8) | data[off + 5],
+            version=4,
+            header=data[off : off + hdr_len],
+            next_proto=data[off + 9],
+            offset=offset,
+            more=bool(frag_word & 0x2000),
+            df=bool(frag_word & 0x4000),
+            data=data[off + hdr_len : off + total],
+        )
+        if done is None:
+            return None
+        self.stats.reassembled += 1
+        whole = len(done.header) + len(done.payload)
+        ttl = done.header[8]
+        return self._datagram(
+            pkt.ts,
+            src_b,
+            dst_b,
+            done.next_proto,
+            done.payload,
+            whole,
+            len(done.header),
+            4,
+            ttl,
+            link,
+        )
+
+    def _fragment6(self, pkt, off, avail, total, chain, link) -> IPDatagram | None:  # noqa: ANN001
+        data = pkt.data
+        self.stats.fragments += 1
+        if avail < total:
+            self._drop("incompletely_captured_fragment", "IP")
+            if chain.frag_offset:
+                return None
+            payload = data[off + chain.length : off + avail]
+            return self._datagram(
+                pkt.ts, chain.src, chain.dst, chain.next_proto, payload, total, chain.length, 6,
+                data[off + 7], link,
+            )  # fmt: skip
+        frag_at = off + chain.frag_header_at
+        done = self.fragments.add(
+            src=chain.src,
+            dst=chain.dst,
+            ident=chain.frag_id,
+            version=6,
+            header=data[off:frag_at],
+            next_proto=chain.next_proto,
+            offset=chain.frag_offset,
+            more=chain.frag_more,
+            df=False,
+            data=data[off + chain.length : off + total],
+        )
+        if done is None:
+            return None
+        self.stats.reassembled += 1
+        rest = walk_ipv6_chain(
+            done.payload,
+            0,
+            len(done.payload),
+            self._flow_weird,
+            first_next=done.next_proto,
+            src=chain.src,
+            dst=chain.dst,
+        )
+        hdr_len = len(done.header) + rest.length
+        whole = len(done.header) + len(done.payload)
+        if rest.next_proto == PROTO_NONE:
+            self._drop("ipv6_no_next", "IP")
+            return None
+        return self._datagram(
+            pkt.ts, rest.src, rest.dst, rest.next_proto, done.payload[rest.length :], whole,
+            hdr_len, 6, done.header[7], link,
+        )  # fmt: skip

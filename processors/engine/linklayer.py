@@ -1,0 +1,193 @@
+"""Link-layer decapsulation: from a captured frame to the start of its IP header.
+
+Follows Zeek's packet analyzers (Ethernet, VLAN/QinQ, MPLS, PPPoE, Linux SLL/SLL2, Null/Loop,
+raw IP, PPP serial, Cisco FabricPath): which headers are skipped, which VLAN ids are recorded,
+and the weird each one reports when the frame is too short. Frames that carry no IP (ARP, LLC,
+...) are reported as such, not as errors: Zeek silently ignores them too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DLT_NULL = 0
+DLT_EN10MB = 1
+DLT_PPP = 9
+DLT_RAW_OPENBSD = 12  # DLT_RAW on some BSDs
+DLT_RAW_BSDOS = 14
+DLT_PPP_SERIAL = 50
+DLT_RAW = 101
+DLT_LOOP = 108
+DLT_LINUX_SLL = 113
+DLT_IPV4 = 228
+DLT_IPV6 = 229
+DLT_LINUX_SLL2 = 276
+
+ETH_IPV4 = 0x0800
+ETH_IPV6 = 0x86DD
+ETH_VLAN_TYPES = frozenset({0x8100, 0x88A8, 0x9100})
+ETH_MPLS_TYPES = frozenset({0x8847, 0x8848})
+ETH_PPPOE_SESSION = 0x8864
+ETH_FABRICPATH = 0x8903
+PPP_IPV4, PPP_IPV6 = 0x0021, 0x0057
+NULL_IPV4 = 2
+NULL_IPV6 = frozenset({24, 28, 30})  # AF_INET6 on NetBSD/OpenBSD, FreeBSD, Darwin
+
+IPV4, IPV6 = 4, 6
+
+
+@dataclass(slots=True)
+class LinkResult:
+    """Where the IP header starts, or why there is none.
+
+    ``ip_version`` is 4 or 6 when an IP header follows at ``offset``; 0 when the frame is not IP
+    (``weird`` names an anomaly to report, with ``source`` the analyzer that saw it).
+    """
+
+    ip_version: int
+    offset: int
+    vlan: int | None = None
+    inner_vlan: int | None = None
+    mpls: bool = False
+    pppoe: bool = False
+    l2_src: bytes | None = None
+    l2_dst: bytes | None = None
+    weird: str = ""
+    source: str = ""
+    ethertype: int = -1  # the protocol that was not IP, for the non-IP report
+
+
+def mac_text(mac: bytes | None) -> str | None:
+    """Zeek's text form of a MAC address (orig_l2_addr): lowercase, colon separated."""
+    return None if mac is None else ":".join(f"{b:02x}" for b in mac)
+
+
+def _not_ip(weird: str = "", source: str = "", ethertype: int = -1) -> LinkResult:
+    return LinkResult(0, 0, weird=weird, source=source, ethertype=ethertype)
+
+
+def _from_ip_version(data: bytes, offset: int, res: LinkResult) -> LinkResult:
+    """Raw IP: the version nibble decides (Zeek's IP analyzer, unknown_ip_version otherwise)."""
+    if offset >= len(data):
+        return _not_ip("truncated_IP", "IP")
+    version = data[offset] >> 4
+    if version not in (IPV4, IPV6):
+        return _not_ip("unknown_ip_version", "IP")
+    res.ip_version = version
+    res.offset = offset
+    return res
+
+
+def strip_link(data: bytes, linktype: int) -> LinkResult:
+    """Decapsulate one frame of the given DLT down to its IP header."""
+    if linktype == DLT_EN10MB:
+        return _ethernet(data, 0, LinkResult(0, 0))
+    if linktype in (DLT_RAW, DLT_RAW_OPENBSD, DLT_RAW_BSDOS, DLT_IPV4, DLT_IPV6):
+        return _from_ip_version(data, 0, LinkResult(0, 0))
+    if linktype == DLT_LINUX_SLL:
+        if len(data) <= 16:
+            return _not_ip("truncated_Linux_SLL_header", "LINUX_SLL")
+        res = LinkResult(0, 0)
+        if data[4:6] == b"\x00\x06":
+            res.l2_src = data[6:12]
+        return _by_ethertype(data, 16, (data[14] << 8) | data[15], res)
+    if linktype == DLT_LINUX_SLL2:
+        if len(data) <= 20:
+            return _not_ip("truncated_Linux_SLL2_header", "LINUX_SLL2")
+        res = LinkResult(0, 0)
+        if data[11] == 6:
+            res.l2_src = data[12:18]
+        return _by_ethertype(data, 20, (data[0] << 8) | data[1], res)
+    if linktype in (DLT_NULL, DLT_LOOP):
+        if len(data) <= 4:
+            return _not_ip("null_analyzer_failed", "NULL")
+        # DLT_NULL is in the capturing host's byte order, DLT_LOOP in network order: accept both.
+        family = int.from_bytes(data[0:4], "little")
+        if family > 0xFFFF:
+            family = int.from_bytes(data[0:4], "big")
+        if family == NULL_IPV4 or family in NULL_IPV6:
+            return _from_ip_version(data, 4, LinkResult(0, 0))
+        return _not_ip(ethertype=family)
+    if linktype in (DLT_PPP, DLT_PPP_SERIAL):
+        if len(data) <= 4:
+            return _not_ip("truncated_link_header", "PPP_SERIAL")
+        proto = (data[2] << 8) | data[3]
+        return _by_ppp(data, 4, proto, LinkResult(0, 0))
+    return _not_ip("unknown_link_type", "", ethertype=linktype)
+
+
+def _ethernet(data: bytes, offset: int, res: LinkResult) -> LinkResult:
+    n = len(data) - offset
+    if n < 14:
+        return _not_ip("truncated_ethernet_frame", "ETHERNET")
+    if data[offset + 12] == 0x89 and data[offset + 13] == 0x03:
+        # Cisco FabricPath: a 16-byte outer header before the classic Ethernet frame.
+        if n <= 30:
+            return _not_ip("truncated_link_header", "ETHERNET")
+        offset += 16
+    res.l2_dst = data[offset : offset + 6]
+    res.l2_src = data[offset + 6 : offset + 12]
+    ethertype = (data[offset + 12] << 8) | data[offset + 13]
+    if ethertype <= 1500:
+        return _not_ip(ethertype=ethertype)  # 802.3 length field: LLC/SNAP/IPX, never IP here
+    return _by_ethertype(data, offset + 14, ethertype, res)
+
+
+def _by_ethertype(data: bytes, offset: int, ethertype: int, res: LinkResult) -> LinkResult:
+    while True:
+        if ethertype in (ETH_IPV4, ETH_IPV6):
+            res.ip_version = IPV4 if ethertype == ETH_IPV4 else IPV6
+            res.offset = offset
+            return res
+        if ethertype in ETH_VLAN_TYPES:
+            if len(data) - offset <= 4:
+                return _not_ip("truncated_VLAN_header", "VLAN")
+            vid = ((data[offset] << 8) | data[offset + 1]) & 0x0FFF
+            if res.vlan is None:
+                res.vlan = vid
+            elif res.inner_vlan is None:
+                res.inner_vlan = vid
+            ethertype = (data[offset + 2] << 8) | data[offset + 3]
+            offset += 4
+            continue
+        if ethertype in ETH_MPLS_TYPES:
+            return _mpls(data, offset, res)
+        if ethertype == ETH_PPPOE_SESSION:
+            if len(data) - offset <= 8:
+                return _not_ip("truncated_pppoe_header", "PPPOE")
+            res.pppoe = True
+            proto = (data[offset + 6] << 8) | data[offset + 7]
+            return _by_ppp(data, offset + 8, proto, res)
+        return _not_ip(ethertype=ethertype)
+
+
+def _by_ppp(data: bytes, offset: int, proto: int, res: LinkResult) -> LinkResult:
+    if proto == PPP_IPV4:
+        res.ip_version, res.offset = IPV4, offset
+        return res
+    if proto == PPP_IPV6:
+        res.ip_version, res.offset = IPV6, offset
+        return res
+    return _not_ip(ethertype=proto)
+
+
+def _mpls(data: bytes, offset: int, res: LinkResult) -> LinkResult:
+    """Skip the label stack; RFC 3032 does not say what follows, so Zeek guesses IP by nibble."""
+    res.mpls = True
+    while True:
+        if len(data) - offset < 4:
+            return _not_ip("truncated_link_header", "MPLS")
+        bottom = data[offset + 2] & 0x01
+        offset += 4
+        if bottom:
+            break
+    if offset >= len(data):
+        return _not_ip("truncated_link_header", "MPLS")
+    version = data[offset] >> 4
+    if version == IPV4:
+        res.ip_version, res.offset = IPV4, offset
+        return res
+    if version == IPV6:
+        res.ip_version, res.offset = IPV6, offset
+        return res
+    return _not_ip("no_ip_in_mpls_payload", "MPLS")

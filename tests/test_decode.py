@@ -1,0 +1,201 @@
+"""Link layers and IP header checks: what reaches connection tracking, and which weirds."""
+
+from __future__ import annotations
+
+import pktbuild as pb
+import pytest
+from wirestream.processors.engine.api import Packet
+from wirestream.processors.engine.checksum import (
+    datagram_checksum_ok,
+    internet_checksum,
+    ones_sum_ok,
+)
+from wirestream.processors.engine.decode import CollectingWeirds, Decoder
+from wirestream.processors.engine.pcapio import read_packets
+
+pytestmark = pytest.mark.timeout(60)
+
+SRC, DST = "10.0.0.1", "10.0.0.2"
+
+
+def decode(frame: bytes, linktype: int = pb.DLT_EN10MB, wirelen: int | None = None, **kw):
+    weirds = CollectingWeirds()
+    decoder = Decoder(weirds, **kw)
+    dg = decoder.decode(Packet(1.0, frame, linktype, len(frame) if wirelen is None else wirelen))
+    return dg, weirds.names, decoder
+
+
+def udp_ip() -> bytes:
+    return pb.ipv4(pb.udp(1234, 53, b"hello", src=SRC, dst=DST), src=SRC, dst=DST)
+
+
+def test_plain_ethernet_ipv4_udp() -> None:
+    dg, weirds, _ = decode(pb.udp4_frame())
+    assert weirds == []
+    assert (dg.src, dg.dst, dg.proto, dg.ip_len, dg.version, dg.ttl) == (SRC, DST, 17, 33, 4, 64)
+    assert dg.payload[8:] == b"hello" and dg.captured_all and dg.vlan is None
+
+
+def test_ethernet_padding_is_trimmed_by_ip_length() -> None:
+    dg, _, _ = decode(pb.udp4_frame(payload=b"x", pad_to=60))
+    assert len(dg.payload) == 9 and dg.ip_len == 29
+
+
+@pytest.mark.parametrize(
+    ("build", "linktype", "vlan", "inner"),
+    [
+        (lambda ip: pb.ether(ip, vlans=(10,)), pb.DLT_EN10MB, 10, None),
+        (lambda ip: pb.ether(ip, vlans=(10, 20), outer_tpid=0x88A8), pb.DLT_EN10MB, 10, 20),
+        (lambda ip: pb.ether(pb.mpls(ip, [100, 200]), pb.ETH_MPLS), pb.DLT_EN10MB, None, None),
+        (lambda ip: pb.ether(pb.mpls(ip, [5]), pb.ETH_MPLS, vlans=(7,)), pb.DLT_EN10MB, 7, None),
+        (
+            lambda ip: pb.ether(pb.pppoe_session(ip), pb.ETH_PPPOE_SESSION),
+            pb.DLT_EN10MB,
+            None,
+            None,
+        ),
+        (lambda ip: pb.linux_sll(ip), pb.DLT_LINUX_SLL, None, None),
+        (lambda ip: pb.linux_sll2(ip), pb.DLT_LINUX_SLL2, None, None),
+        (lambda ip: pb.null_loopback(ip), pb.DLT_NULL, None, None),
+        (lambda ip: pb.null_loopback(ip, big_endian=True), pb.DLT_NULL, None, None),
+        (lambda ip: ip, pb.DLT_RAW, None, None),
+        (lambda ip: b"\0" * 12 + b"\x89\x03" + b"\0" * 2 + pb.ether(ip), pb.DLT_EN10MB, None, None),
+    ],
+    ids=[
+        "vlan",
+        "qinq",
+        "mpls",
+        "mpls-in-vlan",
+        "pppoe",
+        "sll",
+        "sll2",
+        "null",
+        "null-be",
+        "raw",
+        "fabricpath",
+    ],
+)
+def test_link_layers(build, linktype: int, vlan, inner) -> None:
+    dg, weirds, _ = decode(build(udp_ip()), linktype)
+    assert weirds == []
+    assert dg is not None and dg.src == SRC and dg.payload[8:] == b"hello"
+    assert (dg.vlan, dg.inner_vlan) == (vlan, inner)
+
+
+def test_ipv6_with_extension_headers_and_routing_final_destination() -> None:
+    final = "2001:db8::99"
+    routing = pb.ipv6_ext(pb.PROTO_UDP, bytes([2, 1, 0, 0, 0, 0]) + pb._addr(final))
+    seg = pb.udp(1, 2, b"v6", src="2001:db8::1", dst=final)
+    hop = pb.ipv6_ext(43, b"")
+    frame = pb.ether(pb.ipv6(hop + routing + seg, next_header=0), pb.ETH_IPV6)
+    dg, weirds, _ = decode(frame)
+    assert weirds == []
+    assert (dg.src, dg.dst, dg.proto, dg.version) == ("2001:db8::1", final, 17, 6)
+    assert dg.payload == seg and dg.ip_len == 40 + len(hop) + len(routing) + len(seg)
+    assert datagram_checksum_ok(dg)
+
+
+def test_non_ip_frames_are_counted_not_weird() -> None:
+    dg, weirds, decoder = decode(pb.ether(b"\0" * 28, pb.ETH_ARP))
+    assert dg is None and weirds == [] and decoder.stats.non_ip[pb.ETH_ARP] == 1
+
+
+@pytest.mark.parametrize(
+    ("frame", "wirelen", "weird"),
+    [
+        (b"\0" * 8, 78, "truncated_ethernet_frame"),
+        (pb.ether(b"\x45" + b"\0" * 10), None, "truncated_IP"),
+        (pb.ether(b"\x00" * 20 + b"\0" * 8), None, "unknown_ip_version"),
+        (pb.ether(pb.ipv4(b"x" * 20, total_length=0)), None, "ip_hdr_len_zero"),
+        (pb.udp4_frame(), 30, "truncated_IP_len"),
+        (
+            pb.ether(pb.ipv4(b"", options=b"\x01" * 8, total_length=24)),
+            None,
+            "invalid_IP_header_size",
+        ),
+        (pb.ether(pb.ipv4(b"", checksum=0x1234)), None, "bad_IP_checksum"),
+        (pb.ether(b"\0\x0a\x08", 0x8100), None, "truncated_VLAN_header"),
+        (pb.ether(b"\0\0\x01\x40", pb.ETH_MPLS), None, "truncated_link_header"),
+        (pb.ether(pb.mpls(b"\x70" + b"\0" * 30, [1]), pb.ETH_MPLS), None, "no_ip_in_mpls_payload"),
+        (pb.ether(pb.ipv6(b"", next_header=59), pb.ETH_IPV6), None, "ipv6_no_next"),
+    ],
+)
+def test_ip_layer_weirds(frame: bytes, wirelen, weird: str) -> None:
+    dg, weirds, decoder = decode(frame, wirelen=wirelen)
+    assert dg is None
+    assert weirds == [weird]
+    assert decoder.stats.dropped[weird] == 1
+
+
+def test_ignore_checksums_keeps_bad_ip_checksum_and_zero_length() -> None:
+    dg, weirds, _ = decode(pb.ether(pb.ipv4(b"", checksum=0x1234)), ignore_checksums=True)
+    assert dg is not None and weirds == []
+    seg = pb.udp(1, 2, b"abc")
+    dg, weirds, _ = decode(pb.ether(pb.ipv4(seg, total_length=0)), ignore_checksums=True)
+    assert weirds == ["ip_hdr_len_zero"] and dg.payload == seg
+
+
+def test_snaplen_cut_packet_is_marked_not_fully_captured() -> None:
+    frame = pb.tcp4_frame(payload=b"x" * 100)
+    dg, weirds, _ = decode(frame[:60], wirelen=len(frame))
+    assert weirds == [] and not dg.captured_all and dg.ip_len == len(frame) - 14
+    assert datagram_checksum_ok(dg)  # not checkable: Zeek skips it
+
+
+def test_checksums_like_zeek() -> None:
+    assert internet_checksum(b"\x45\x00\x00\x1c") == pb.inet_checksum(b"\x45\x00\x00\x1c")
+    assert ones_sum_ok(pb.ipv4(b"")[:20]) and not ones_sum_ok(b"\0" * 20)
+    good = decode(pb.tcp4_frame(payload=b"data"))[0]
+    assert datagram_checksum_ok(good)
+    bad_tcp = pb.ether(pb.ipv4(pb.tcp(1, 2, b"d", checksum=7), proto=6))
+    assert not datagram_checksum_ok(decode(bad_tcp)[0])
+    assert datagram_checksum_ok(decode(bad_tcp)[0], ignore_checksums=True)
+    no_udp_sum = pb.ether(pb.ipv4(pb.udp(1, 2, b"d", checksum=0), proto=17))
+    assert datagram_checksum_ok(decode(no_udp_sum)[0])  # IPv4: zero means "no checksum"
+    v6_zero = pb.ether(pb.ipv6(pb.udp(1, 2, b"d", checksum=0)), pb.ETH_IPV6)
+    assert not datagram_checksum_ok(decode(v6_zero)[0])  # IPv6: mandatory
+    icmp_ok = pb.ether(pb.ipv4(pb.icmp(8, 0, b"\0\1\0\1ping"), proto=1))
+    assert datagram_checksum_ok(decode(icmp_ok)[0])
+    icmp6_ok = pb.ether(pb.ipv6(pb.icmp6(128, 0, b"\0\1\0\1"), next_header=58), pb.ETH_IPV6)
+    assert datagram_checksum_ok(decode(icmp6_ok)[0])
+
+
+def test_shared_mobile_ipv6_weirds_match_zeek(shared) -> None:
+    path = shared / "zeek-ref/cases/core.mobile-ipv6-dst-opts/ipv6-mobility-dst-opts.pcap"
+    weirds = CollectingWeirds()
+    decoder = Decoder(weirds, ignore_checksums=True)
+    for packet in read_packets(path):
+        decoder.decode(packet)
+    ff, home, dst = (
+        "2001:4f8:4:7:2e0:81ff:fe52:ffff",
+        "2001:78:1:32::1",
+        "2001:4f8:4:7:2e0:81ff:fe52:9a6b",
+    )
+    assert [(w[0], w[2], w[3]) for w in weirds.seen] == [
+        ("bad_ipv6_dest_opt_len", ff, dst),
+        ("multiple_home_addr_opts", home, dst),
+        ("invalid_IP_header_size", None, None),
+        ("bad_home_addr_len", ff, dst),
+    ]
+    assert weirds.seen[2][4] == "IP"
+
+
+def test_shared_truncated_header_weird(shared) -> None:
+    weirds = CollectingWeirds()
+    decoder = Decoder(weirds)
+    for packet in read_packets(shared / "zeek-ref/cases/core.raw-truncation/trunc-hdr.pcap"):
+        assert decoder.decode(packet) is None
+    assert [(w[0], w[4]) for w in weirds.seen] == [("truncated_ethernet_frame", "ETHERNET")]
+
+
+def test_every_shared_trace_decodes(shared) -> None:
+    traces = sorted((shared / "zeek-ref/cases").glob("*/*.pcap*"))
+    assert len(traces) > 50
+    for path in traces:
+        decoder = Decoder(CollectingWeirds(), ignore_checksums=True)
+        for packet in read_packets(path):
+            decoder.decode(packet)
+        assert decoder.stats.packets > 0
+        # -C traces: nothing that is IP should be dropped except the mobile/truncation cases.
+        if "mobility" not in path.name and "trunc" not in path.name:
+            assert not decoder.stats.dropped, (path.name, decoder.stats.dropped)
