@@ -10,12 +10,21 @@ Records convert to Avro values by per-schema functions generated once (a dict li
 record, no per-field loop): ``time`` float seconds <-> ``long`` micros via ``round(x * 1e6)`` and
 ``x / 1e6`` (exact for the microsecond values Zeek writes); dotted Zeek names <-> Avro names.
 fastavro parses schemas with logical types removed, because we convert times ourselves and
-fastavro would otherwise build a ``datetime`` per value.
+fastavro would otherwise build a ``datetime`` per value. Times are exact for every microsecond
+value with ``|t| < 2**52`` microseconds (up to the year 2112).
+
+Zeek strings are bytes; bytes that are not UTF-8 ride in the record's ``str`` as lone surrogates
+(``surrogateescape``), which Avro strings (UTF-8) cannot hold. Such a byte ``b`` is written as the
+code point ``U+F0000 + b``, Zeek's own ``STRING_ESCAPE_POLICY_PUA``, and mapped back on decode.
+Only strings that really hold such bytes pay for it: encoding retries after a UnicodeEncodeError,
+decoding looks for the PUA bytes in the message first. (Text that already holds U+F0080..U+F00FF
+would come back as bytes: Zeek's policy has the same corner.)
 """
 
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -32,6 +41,27 @@ Record = dict[str, Any]
 
 # Avro logical time type -> units per second (as source text for the generated converters).
 _TIME_SCALE = {"timestamp-micros": "1e6", "timestamp-millis": "1e3"}
+
+
+_SURROGATE = re.compile("[\udc80-\udcff]")
+_PUA = re.compile("[\U000f0080-\U000f00ff]")
+_PUA_UTF8 = (b"\xf3\xb0\x82", b"\xf3\xb0\x83")  # UTF-8 lead bytes of U+F0080..U+F00FF
+
+
+def _to_pua(value: Any) -> Any:
+    if isinstance(value, str):
+        return _SURROGATE.sub(lambda m: chr(0xF0000 + ord(m.group()) - 0xDC00), value)
+    if isinstance(value, list):
+        return [_to_pua(v) for v in value]
+    return value
+
+
+def _from_pua(value: Any) -> Any:
+    if isinstance(value, str):
+        return _PUA.sub(lambda m: chr(0xDC00 + ord(m.group()) - 0xF0000), value)
+    if isinstance(value, list):
+        return [_from_pua(v) for v in value]
+    return value
 
 
 class CodecError(ValueError):
@@ -186,7 +216,8 @@ def _explain(record: Mapping[str, Any], ws: WireSchema, exc: Exception) -> Codec
     for view in ws.fields:
         value = record.get(view.zeek_name)
         try:
-            schemaless_writer(io.BytesIO(), ws.parsed, {**ws.to_avro({}), view.avro_name: value})
+            datum = ws.to_avro({view.zeek_name: value})
+            schemaless_writer(io.BytesIO(), ws.parsed, {k: _to_pua(v) for k, v in datum.items()})
         except Exception:  # noqa: BLE001 - any rejection pinpoints the column
             return CodecError(f"{ws.log}: column {view.zeek_name!r} cannot hold {value!r}")
     return CodecError(f"{ws.log}: cannot encode record: {exc}")
@@ -195,8 +226,17 @@ def _explain(record: Mapping[str, Any], ws: WireSchema, exc: Exception) -> Codec
 def _write_body(buf: io.BytesIO, record: Mapping[str, Any], ws: WireSchema) -> None:
     if not record.keys() <= ws.zeek_names:
         raise _unknown_columns(record, ws)
+    start = buf.tell()
     try:
-        schemaless_writer(buf, ws.parsed, ws.to_avro(record))
+        datum = ws.to_avro(record)
+        schemaless_writer(buf, ws.parsed, datum)
+    except UnicodeEncodeError:  # non-UTF-8 bytes from the log: Zeek's PUA mapping
+        buf.seek(start)
+        buf.truncate()
+        try:
+            schemaless_writer(buf, ws.parsed, {k: _to_pua(v) for k, v in datum.items()})
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise _explain(record, ws, exc) from exc
     except (ValueError, TypeError, OverflowError) as exc:
         raise _explain(record, ws, exc) from exc
 
@@ -266,8 +306,14 @@ def _read(message: bytes, offset: int, writer: WireSchema, reader: WireSchema | 
     fo = io.BytesIO(message)
     fo.seek(offset)
     if reader is None or reader.fingerprint == writer.fingerprint:
-        return writer.from_avro(schemaless_reader(fo, writer.parsed))
-    return reader.from_avro(schemaless_reader(fo, writer.parsed, reader.parsed))
+        datum = schemaless_reader(fo, writer.parsed)
+        target = writer
+    else:
+        datum = schemaless_reader(fo, writer.parsed, reader.parsed)
+        target = reader
+    if _PUA_UTF8[0] in message or _PUA_UTF8[1] in message:
+        datum = {k: _from_pua(v) for k, v in datum.items()}
+    return target.from_avro(datum)
 
 
 def decode_body(
