@@ -205,6 +205,18 @@ def status(settings: Settings, mode: Mode = "single") -> BrokerStatus:
 # Starting
 
 
+def free_base_port(mode: Mode, *, low: int = 20000, high: int = 60000, tries: int = 200) -> int:
+    """A random base port whose whole ``mode`` port block is free now (for tests, parallel runs)."""
+    import random
+
+    for _ in range(tries):
+        base = random.randrange(low, high)
+        layout = broker_layout(Path("/nonexistent"), mode, base)
+        if not any(port_in_use(HOST, p) for n in layout.nodes for p in n.ports):
+            return base
+    raise BrokerError(f"no free port block for a {mode} broker in {low}..{high}")
+
+
 def _check_ports_free(settings: Settings, layout: BrokerLayout, nodes: list[NodeLayout]) -> None:
     for node in nodes:
         for port, role in zip(node.ports, ("broker", "controller"), strict=True):
@@ -304,6 +316,27 @@ def _wait_ready(layout: BrokerLayout, started: dict[int, int], timeout_s: float)
         time.sleep(0.5)
 
 
+def _start_nodes(
+    settings: Settings, layout: BrokerLayout, nodes: list[NodeLayout]
+) -> dict[int, int]:
+    """Check ports, fetch jars, write configs, format, and spawn ``nodes``; returns their pids."""
+    _check_ports_free(settings, layout, nodes)
+    java = find_java()
+    libs = fetch_kafka_jars(settings)
+    _write_configs(settings, layout)
+    _format_storage(settings, layout, java, libs)
+    started: dict[int, int] = {}
+    for node in nodes:
+        cmd = java_command(java, libs, layout.log4j2_file, node, layout.mode)
+        pid = spawn_detached(cmd, node.log_file, node.directory)
+        node.pid_file.write_text(f"{pid}\n")
+        started[node.node_id] = pid
+        log.info(
+            "started %s node %d (pid %d) on %s", layout.mode, node.node_id, pid, node.bootstrap
+        )
+    return started
+
+
 def up(settings: Settings, mode: Mode = "single", *, timeout_s: float | None = None) -> UpResult:
     """Start the ``mode`` broker (jars fetched and storage formatted as needed) and wait for it.
 
@@ -319,23 +352,13 @@ def up(settings: Settings, mode: Mode = "single", *, timeout_s: float | None = N
             current = _status_of(layout)
             if current.running:
                 return UpResult(current, True, (), time.monotonic() - began)
-        else:
-            _check_ports_free(settings, layout, missing)
-            java = find_java()
-            libs = fetch_kafka_jars(settings)
-            _write_configs(settings, layout)
-            _format_storage(settings, layout, java, libs)
-        started: dict[int, int] = {}
-        for node in missing:
-            cmd = java_command(java, libs, layout.log4j2_file, node, mode)
-            pid = spawn_detached(cmd, node.log_file, node.directory)
-            node.pid_file.write_text(f"{pid}\n")
-            started[node.node_id] = pid
-            log.info("started %s node %d (pid %d) on %s", mode, node.node_id, pid, node.bootstrap)
+        started = _start_nodes(settings, layout, missing) if missing else {}
         try:
             _wait_ready(layout, started, timeout_s or START_TIMEOUT_S[mode])
         except BrokerError:
             terminate(started.values(), timeout_s=10)
+            for node_id in started:
+                layout.node(node_id).pid_file.unlink(missing_ok=True)
             raise
         seconds = time.monotonic() - began
         log.info("%s broker ready at %s in %.1fs", mode, layout.bootstrap, seconds)
@@ -370,15 +393,20 @@ def down(
 ) -> list[int]:
     """Stop every node of the ``mode`` broker; ``purge`` also deletes its data and logs.
 
-    Returns the ids of the nodes that were running. Nodes stop in reverse order so the
-    controller quorum stays available while the earlier ones shut down cleanly.
+    Returns the ids of the nodes that were running. All nodes get SIGTERM at once: a combined
+    node shuts its broker down first, which needs a controller quorum; stopping nodes one by one
+    leaves the last ones without a quorum, waiting out the timeout.
     """
     layout = current_layout(settings, mode)
     with file_lock(layout.lock_file):
-        stopped = []
-        for node in reversed(layout.nodes):
-            if stop_node(settings, mode, node.node_id, timeout_s=timeout_s):
-                stopped.append(node.node_id)
+        pids = {n.node_id: _node_pid(n) for n in layout.nodes}
+        running = {node_id: pid for node_id, pid in pids.items() if pid is not None}
+        killed = terminate(running.values(), timeout_s)
+        if killed:
+            log.warning("%s pid(s) %s did not stop within %.0fs; killed", mode, killed, timeout_s)
+        for node in layout.nodes:
+            node.pid_file.unlink(missing_ok=True)
+        stopped = sorted(running)
         if purge and layout.state_dir.exists():
             shutil.rmtree(layout.state_dir)
             log.info("removed %s", layout.state_dir)
