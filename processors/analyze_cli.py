@@ -1,0 +1,354 @@
+"""``wirestream analyze``: packet captures in, a folder of Zeek logs out (``zeek -r`` without Zeek).
+
+The built-in engine reads the traces (several are merged by timestamp, as Zeek merges its packet
+sources), applies the capture filter, decodes, tracks connections and writes every log with the
+project's Zeek log writer. ``--engine zeek`` (or ``auto`` when a ``zeek`` binary is found) runs
+real Zeek instead and collects its logs through the same sink.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import click
+from wirestream.processors.engine.api import ExtractedFile, Packet, Record
+from wirestream.processors.engine.bpf import (
+    DEFAULT_FILTER,
+    BpfError,
+    CaptureFilter,
+    packet_filter_record,
+)
+from wirestream.processors.engine.pcapio import CaptureError, CaptureStats, read_packets
+from wirestream.schemas.zeek_types import Column, LogSchema, parse_type, zeek_log_schemas
+from wirestream.schemas.zeeklog import ZeekLogWriter
+
+log = logging.getLogger(__name__)
+
+# Columns Zeek's optional policy scripts add to base logs (types as in Zeek's baselines).
+POLICY_COLUMNS: dict[str, dict[str, list[Column]]] = {
+    "vlan-logging": {
+        "conn": [Column("vlan", parse_type("int")), Column("inner_vlan", parse_type("int"))]
+    },
+}
+
+
+class AnalyzeError(click.ClickException):
+    """The analysis cannot run (bad trace, bad filter, no engine): a clear one-line message."""
+
+
+class LogFolderSink:
+    """A :class:`~wirestream.processors.engine.api.Sink` writing ``<log>.log`` files in a folder,
+    one :class:`ZeekLogWriter` per log opened at its first record, extracted files under
+    ``extract_files/`` (Zeek's default ``FileExtract::prefix``)."""
+
+    def __init__(
+        self,
+        out_dir: Path,
+        fmt: Literal["tsv", "json"] = "tsv",
+        *,
+        extra_columns: dict[str, list[Column]] | None = None,
+        schemas: dict[str, LogSchema] | None = None,
+    ) -> None:
+        self.out_dir = out_dir
+        self.fmt = fmt
+        self.schemas = schemas if schemas is not None else zeek_log_schemas()
+        self.extra_columns = extra_columns or {}
+        self.writers: dict[str, ZeekLogWriter] = {}
+        self.files_written: list[Path] = []
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    def schema_for(self, name: str) -> LogSchema:
+        base = self.schemas.get(name)
+        if base is None:
+            raise AnalyzeError(f"the engine produced a log Zeek does not define: {name!r}")
+        extra = self.extra_columns.get(name)
+        return LogSchema(name, base.columns + tuple(extra)) if extra else base
+
+    def log(self, log_name: str, record: Record) -> None:
+        writer = self.writers.get(log_name)
+        if writer is None:
+            writer = self.writers[log_name] = ZeekLogWriter(
+                self.out_dir / f"{log_name}.log", self.schema_for(log_name), self.fmt
+            )
+        writer.write(record)
+
+    def file(self, extracted: ExtractedFile) -> None:
+        name = str(extracted.meta.get("extracted") or f"extract-{extracted.fuid}")
+        if "/" in name or name.startswith("."):
+            raise AnalyzeError(f"refusing to write extracted file with unsafe name {name!r}")
+        folder = self.out_dir / "extract_files"
+        folder.mkdir(exist_ok=True)
+        path = folder / name
+        path.write_bytes(extracted.data)
+        self.files_written.append(path)
+
+    def close(self) -> None:
+        for writer in self.writers.values():
+            writer.close()
+
+    @property
+    def rows(self) -> dict[str, int]:
+        return {name: w.rows_written for name, w in sorted(self.writers.items())}
+
+
+@dataclass
+class AnalyzeOptions:
+    """What a ``zeek -r`` run would get from its command line and loaded scripts."""
+
+    ignore_checksums: bool = False
+    capture_filter: str | None = None
+    bare: bool = False
+    local_nets: tuple[str, ...] = ()
+    hashes: tuple[str, ...] = ()
+    extract: bool = False
+    policies: tuple[str, ...] = ()
+    seed: int | None = None
+
+
+@dataclass
+class AnalyzeResult:
+    engine: str
+    packets: int = 0
+    filtered_out: int = 0
+    bytes_read: int = 0
+    seconds: float = 0.0
+    rows: dict[str, int] = field(default_factory=dict)
+    error: str | None = None  # a capture that stopped part-way (logs hold what came before)
+
+    @property
+    def packets_per_second(self) -> float:
+        return self.packets / self.seconds if self.seconds else 0.0
+
+
+def merged_packets(traces: Iterable[str | Path], stats: list[CaptureStats]) -> Iterator[Packet]:
+    """Packets of all traces in timestamp order (Zeek serves the source with the earliest packet)."""
+    streams = []
+    for trace in traces:
+        st = CaptureStats()
+        stats.append(st)
+        streams.append(read_packets(trace, st))
+    if len(streams) == 1:
+        return streams[0]
+    return heapq.merge(*streams, key=lambda p: p.ts)
+
+
+def build_engine(sink: Any, options: AnalyzeOptions) -> Any:
+    """The built-in engine wired as ``zeek -r`` would be: protocol analyzers and file manager."""
+    from wirestream.processors.engine import protocols  # noqa: F401  (registers analyzers)
+    from wirestream.processors.engine.engine import Engine
+    from wirestream.processors.engine.files import FileManager, FilesConfig
+
+    engine = Engine(
+        sink,
+        ignore_checksums=options.ignore_checksums,
+        local_nets=options.local_nets or None,
+        seed=options.seed,
+        conn_vlan_columns="vlan-logging" in options.policies,
+    )
+    config = FilesConfig(hashes=options.hashes, extract=options.extract)
+    engine.files = FileManager(
+        sink.log,
+        sink.file if options.extract else None,
+        config=config,
+        uids=engine.uids,
+        local_nets=engine.local_nets,
+    )
+    return engine
+
+
+def run_builtin(traces: list[str], sink: Any, options: AnalyzeOptions) -> AnalyzeResult:
+    """Analyze ``traces`` with the built-in engine into ``sink``; the caller closes the sink."""
+    capture_filter = None
+    if options.capture_filter:
+        try:
+            capture_filter = CaptureFilter(options.capture_filter)
+        except BpfError as exc:
+            raise AnalyzeError(str(exc)) from exc
+    engine = build_engine(sink, options)
+    if not options.bare:
+        # Zeek's PacketFilter framework logs the filter it installs at startup (wall clock).
+        sink.log(
+            "packet_filter",
+            packet_filter_record(time.time(), options.capture_filter or DEFAULT_FILTER),
+        )
+    result = AnalyzeResult(engine="builtin")
+    stats: list[CaptureStats] = []
+    started = time.perf_counter()
+    process = engine.process
+    try:
+        if capture_filter is None:
+            for packet in merged_packets(traces, stats):
+                process(packet)
+        else:
+            matches = capture_filter.matches
+            for packet in merged_packets(traces, stats):
+                if matches(packet):
+                    process(packet)
+    except CaptureError as exc:
+        # Zeek also keeps what it analyzed before a broken capture; the logs are still written.
+        result.error = str(exc)
+        log.error("%s", exc)
+    finally:
+        engine.finish()
+    result.seconds = time.perf_counter() - started
+    result.packets = sum(s.packets for s in stats)
+    result.bytes_read = sum(s.bytes_read for s in stats)
+    result.filtered_out = capture_filter.dropped if capture_filter else 0
+    return result
+
+
+def find_zeek(configured: str = "") -> str | None:
+    """The zeek binary: the configured path (Settings.zeek_path) or ``zeek`` on PATH."""
+    from wirestream.processors.zeek_engine import find_zeek as _find
+
+    return _find(configured)
+
+
+def analyze_traces(
+    traces: list[str],
+    out_dir: Path,
+    options: AnalyzeOptions,
+    *,
+    fmt: Literal["tsv", "json"] = "tsv",
+    engine: str = "auto",
+    zeek_path: str = "",
+) -> AnalyzeResult:
+    """Run one analysis into ``out_dir`` (created if needed); the API behind the command."""
+    for trace in traces:
+        if trace != "-" and not Path(trace).is_file():
+            raise AnalyzeError(f"{trace}: no such capture file")
+    if engine not in ("auto", "builtin", "zeek"):
+        raise AnalyzeError(f"unknown engine {engine!r}: use auto, builtin or zeek")
+    zeek = find_zeek(zeek_path) if engine in ("auto", "zeek") else None
+    if engine == "zeek" and zeek is None:
+        raise AnalyzeError(
+            "--engine zeek: no zeek binary found (set WIRESTREAM_ZEEK_PATH or put zeek on PATH)"
+        )
+    extra: dict[str, list[Column]] = {}
+    for policy in options.policies:
+        if policy not in POLICY_COLUMNS:
+            raise AnalyzeError(f"unknown policy {policy!r}; known: {', '.join(POLICY_COLUMNS)}")
+        for log_name, cols in POLICY_COLUMNS[policy].items():
+            extra.setdefault(log_name, []).extend(cols)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise AnalyzeError(f"{out_dir} exists and is not a folder")
+    sink = LogFolderSink(out_dir, fmt, extra_columns=extra)
+    try:
+        if zeek is not None:
+            from wirestream.processors.zeek_engine import ZeekError, run_zeek
+
+            try:
+                result = run_zeek(zeek, traces, sink, options, json_logs=fmt == "json")
+            except ZeekError as exc:
+                raise AnalyzeError(str(exc)) from exc
+        else:
+            result = run_builtin(traces, sink, options)
+    finally:
+        sink.close()
+    result.rows = sink.rows
+    return result
+
+
+@click.command(
+    "analyze",
+    context_settings={"help_option_names": ["-h", "--help"], "ignore_unknown_options": False},
+)
+@click.argument("traces", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the logs (<log>.log), created if missing.",
+)
+@click.option("-C", "ignore_checksums", is_flag=True, help="Ignore checksums (Zeek's -C).")
+@click.option("-f", "capture_filter", default=None, help="BPF capture filter (Zeek's -f).")
+@click.option("--json", "json_logs", is_flag=True, help="Write JSON lines instead of Zeek TSV.")
+@click.option(
+    "--engine",
+    type=click.Choice(["auto", "builtin", "zeek"]),
+    default=None,
+    help="auto (default: zeek if installed, else builtin), builtin, or zeek.",
+)
+@click.option(
+    "--local-nets",
+    default="",
+    help="Comma-separated CIDRs for Site::local_nets (local_orig/local_resp).",
+)
+@click.option(
+    "--hash",
+    "hashes",
+    default="",
+    help="Comma-separated file hashes to compute (MD5,SHA1,SHA256), as hash-all-files.",
+)
+@click.option("--extract", is_flag=True, help="Extract transferred files into OUT/extract_files.")
+@click.option(
+    "--policy",
+    "policies",
+    multiple=True,
+    help="Optional Zeek policy whose columns to add (vlan-logging).",
+)
+@click.option(
+    "-b", "bare", is_flag=True, hidden=True, help="Zeek's bare mode: no packet_filter.log."
+)
+@click.option("--seed", type=int, default=None, hidden=True, help="Deterministic uids (tests).")
+@click.pass_context
+def analyze_command(
+    ctx: click.Context,
+    traces: tuple[str, ...],
+    out_dir: Path,
+    ignore_checksums: bool,
+    capture_filter: str | None,
+    json_logs: bool,
+    engine: str | None,
+    local_nets: str,
+    hashes: str,
+    extract: bool,
+    policies: tuple[str, ...],
+    bare: bool,
+    seed: int | None,
+) -> None:
+    """Analyze packet captures (pcap/pcapng, '-' for stdin) into Zeek logs in --out."""
+    settings = ctx.find_root().obj
+    options = AnalyzeOptions(
+        ignore_checksums=ignore_checksums,
+        capture_filter=capture_filter,
+        bare=bare,
+        local_nets=tuple(n.strip() for n in local_nets.split(",") if n.strip()),
+        hashes=tuple(h.strip().upper() for h in hashes.split(",") if h.strip()),
+        extract=extract,
+        policies=policies,
+        seed=seed,
+    )
+    chosen = engine or (getattr(settings, "engine", None) or "auto")
+    zeek_path = getattr(settings, "zeek_path", "") or os.environ.get("WIRESTREAM_ZEEK_PATH", "")
+    try:
+        result = analyze_traces(
+            list(traces),
+            out_dir,
+            options,
+            fmt="json" if json_logs else "tsv",
+            engine=chosen,
+            zeek_path=zeek_path,
+        )
+    except ValueError as exc:  # FilesConfig and friends reject bad option values
+        raise AnalyzeError(str(exc)) from exc
+    rows = ", ".join(f"{name} {n}" for name, n in result.rows.items()) or "no logs"
+    click.echo(
+        f"{result.engine}: {result.packets} packets in {result.seconds:.2f}s "
+        f"({result.packets_per_second:,.0f} pkt/s); {rows}",
+        err=True,
+    )
+    if result.error:
+        raise AnalyzeError(f"capture stopped early: {result.error} (logs hold what came before)")
+
+
+# The verb's click object, registered in wirestream/cli.py.
+analyze = analyze_command
