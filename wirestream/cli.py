@@ -83,5 +83,6 @@ def main() -> None:
 for _verb, _target in {
     "kafka": "wirestream.broker.cli:kafka",
     "topics": "wirestream.admin:topics",
+    "analyze": "wirestream.processors.analyze_cli:analyze",
 }.items():
     register(_verb, _target)
