@@ -19,6 +19,7 @@ from .conn_log import LocalNets, conn_record
 from .icmp import IcmpSession, counterpart
 from .sessions import LIKELY_SERVER_PORTS, Connection, ConnKey, TimerQueue
 from .tcp import TcpHeader, TcpSession
+from .tunnels import MAX_CHANGES_PER_CONNECTION, TunnelRef, Tunnels
 from .udp import UdpSession
 from .uid import UidGenerator
 from .weird import WeirdLog
@@ -59,13 +60,19 @@ class Engine:
         udp_inactivity_timeout: float = UDP_INACTIVITY_TIMEOUT,
         icmp_inactivity_timeout: float = ICMP_INACTIVITY_TIMEOUT,
     ) -> None:
+        from . import protocols  # noqa: F401  (registers the application analyzers)
         from .decode import Decoder
+        from .files import FileManager
 
         self.sink = sink
         self.ignore_checksums = ignore_checksums
         self.local_nets = LocalNets(local_nets)
         self.uids = UidGenerator(seed)
-        self.files = files
+        self.files = (
+            files
+            if files is not None
+            else FileManager(sink.log, sink.file, uids=self.uids, local_nets=self.local_nets)
+        )
         self.conn_vlan_columns = conn_vlan_columns
         self.likely_server_ports = likely_server_ports or LIKELY_SERVER_PORTS
         self.tcp_inactivity_timeout = tcp_inactivity_timeout
@@ -73,6 +80,7 @@ class Engine:
         self.icmp_inactivity_timeout = icmp_inactivity_timeout
         self.weirds = WeirdLog(lambda rec: sink.log("weird", rec), enabled=weird_log)
         self.decoder = Decoder(self.weirds, ignore_checksums=ignore_checksums)
+        self.tunnels = Tunnels(lambda rec: sink.log("tunnel", rec), self._reinject)
         self.timers = TimerQueue()
         self.connections: dict[ConnKey, Connection] = {}
         self.now = 0.0
@@ -142,6 +150,11 @@ class Engine:
             conn.set_inactivity_timeout(self.icmp_inactivity_timeout)
         if flip and conn.resp_h != _BROADCAST:
             conn.flip_roles()
+        stack = _tunnel_stack(dg)
+        if stack:
+            conn.encap_stack = stack
+            conn.tunnel_parents.append(stack[-1].uid)
+            self.tunnels.register(stack, dg.ts)
         conn.attach_analyzers()
         self.connections[key] = conn
         self.stats.connections += 1
@@ -155,10 +168,39 @@ class Engine:
             return
         conn.cancel_timers()
         conn.end_analyzers(self.now)
+        self.tunnels.connection_removed(conn, self.now)
         self.sink.log("conn", conn_record(conn, self.local_nets))
         conn.in_table = False
         if self.connections.get(conn.key) is conn:
             del self.connections[conn.key]
+
+    def _check_encapsulation(self, conn: Connection, dg: IPDatagram) -> None:
+        """Zeek's Connection::CheckEncapsulation: a new outer tunnel adds a tunnel parent."""
+        stack = _tunnel_stack(dg)
+        if stack == conn.encap_stack:
+            return
+        conn.encap_stack = stack
+        if conn.tunnel_changes >= MAX_CHANGES_PER_CONNECTION:
+            conn.weird(
+                "tunnel_max_changes_per_connection_exceeded", str(MAX_CHANGES_PER_CONNECTION)
+            )
+            conn.check_history(0x400, "X")
+            return
+        conn.tunnel_changes += 1
+        if stack:
+            if stack[-1].uid not in conn.tunnel_parents:
+                conn.tunnel_parents.append(stack[-1].uid)
+            self.tunnels.register(stack, dg.ts)
+
+    def _reinject(
+        self, outer: Connection, ref: TunnelRef, data: bytes, linktype: int, outer_dg: IPDatagram
+    ) -> None:
+        """A packet found inside a tunnel: decode it and track it with its encapsulation."""
+        inner = self.decoder.decode(Packet(outer_dg.ts, data, linktype, len(data)))
+        if inner is None:
+            return
+        inner.encap = (*outer_dg.encap, ("tunnel", ref), *inner.encap)
+        self._datagram(inner)
 
     def _likely(self, transport: str, port: int) -> bool:
         return port in self.likely_server_ports.get(transport, ())
@@ -171,9 +213,12 @@ class Engine:
         tp = TcpHeader(payload)
         key = ConnKey.make(dg.src, tp.sport, dg.dst, tp.dport, 6)
         conn = self.connections.get(key)
-        if conn is not None and conn.adapter.is_reuse(dg.ts, tp):
-            self.remove_connection(conn)
-            conn = None
+        if conn is not None:
+            if conn.adapter.is_reuse(dg.ts, tp):
+                self.remove_connection(conn)
+                conn = None
+            else:
+                self._check_encapsulation(conn, dg)
         if conn is None:
             flags = tp.flags
             flip = False
@@ -211,6 +256,8 @@ class Engine:
         if conn is None:
             flip = self._likely("udp", sport) and not self._likely("udp", dport)
             conn = self._new_connection(key, dg, sport, dport, flip)
+        else:
+            self._check_encapsulation(conn, dg)
         is_orig = dg.src == conn.orig_h and sport == conn.orig_p
         session: UdpSession = conn.adapter
         if not datagram_checksum_ok(dg, self.ignore_checksums):
@@ -222,6 +269,7 @@ class Engine:
         conn.last_time = dg.ts
         session.datagram(is_orig, ulen - 8)
         data = payload[8 : min(wire_len, len(payload))]
+        self.tunnels.udp(conn, is_orig, data, len(_tunnel_stack(dg)), dg)
         conn.deliver_stream(is_orig, data)
         # Zeek counts the packet after the analyzers saw it; they may have flipped the roles.
         is_orig = dg.src == conn.orig_h and sport == conn.orig_p
@@ -238,6 +286,8 @@ class Engine:
         conn = self.connections.get(key)
         if conn is None:
             conn = self._new_connection(key, dg, icmp_type, resp_port, False)
+        else:
+            self._check_encapsulation(conn, dg)
         is_orig = dg.src == conn.orig_h and icmp_type == conn.orig_p
         if not datagram_checksum_ok(dg, self.ignore_checksums):
             conn.weird("bad_ICMP_checksum", source="ICMP")
@@ -260,3 +310,9 @@ class Engine:
         finish_files = getattr(self.files, "finish", None)
         if callable(finish_files):
             finish_files()
+
+
+def _tunnel_stack(dg: IPDatagram) -> tuple[TunnelRef, ...]:
+    if not dg.encap:
+        return ()
+    return tuple(v for k, v in dg.encap if k == "tunnel")

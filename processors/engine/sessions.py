@@ -26,6 +26,7 @@ TRANSPORT_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp"}
 HIST_ANALYZER_LIMIT_REACHED = 0x400
 DPD_BUFFER_SIZE = 1024  # Zeek's dpd_buffer_size: bytes per connection kept for content sniffing
 DPD_MAX_PACKETS = 100
+DNS_SESSION_TIMEOUT = 10.0  # Zeek's dns_session_timeout: UDP DNS connections end this soon
 
 # Zeek's likely_server_ports with its default scripts loaded: every port an analyzer registers
 # as a server port (Analyzer::register_for_ports / PacketAnalyzer::register_for_ports).
@@ -265,7 +266,8 @@ class Connection:
         self.missed_bytes = 0
         self.services: list[str] = []
         self.tunnel_parents: list[str] = []
-        self.encap: tuple = ()
+        self.encap_stack: tuple = ()
+        self.tunnel_changes = 0
         self.vlan: int | None = None
         self.inner_vlan: int | None = None
         self.did_weird = False
@@ -382,7 +384,18 @@ class Connection:
             log.exception("analyzer %s failed to start on %s", spec.name, self.uid)
             return None
         self.slots.append(slot)
+        if spec.name == "dns" and self.transport == "udp":
+            self.engine.timers.add(self.engine.now + DNS_SESSION_TIMEOUT, self._dns_expire)
         return slot
+
+    def _dns_expire(self, t: float) -> None:
+        """Zeek's DNS_Analyzer::ExpireTimer: UDP DNS ends after dns_session_timeout idle."""
+        if not self.in_table:
+            return
+        if t - self.last_time >= DNS_SESSION_TIMEOUT - 1.0:
+            self.remove()
+        else:
+            self.engine.timers.add(t + DNS_SESSION_TIMEOUT, self._dns_expire)
 
     def _call(self, slot: AnalyzerSlot, method: str, *args: Any) -> None:
         try:

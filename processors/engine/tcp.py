@@ -630,10 +630,9 @@ class TcpSession:
                     self.weird("SYN_seq_jump", source="")
                 endpoint.start_seq = endpoint.ack_seq = first_seg_seq
                 endpoint.last_seq = last_seq
-        elif state == RESET:
-            if flags & SYN and endpoint.prev_state == INACTIVE:
-                endpoint.start_seq = endpoint.ack_seq = first_seg_seq
-                endpoint.last_seq = last_seq
+        elif state == RESET and flags & SYN and endpoint.prev_state == INACTIVE:
+            endpoint.start_seq = endpoint.ack_seq = first_seg_seq
+            endpoint.last_seq = last_seq
 
     def _update_history(self, flags: int, endpoint: Endpoint, rel_seq: int, length: int) -> None:
         bits = bool(flags & SYN) + bool(flags & FIN) + bool(flags & RST)
@@ -665,13 +664,17 @@ class TcpSession:
             endpoint.check_history(HIST_ACK_PKT, "A")
 
     def _init_peer(self, peer: Endpoint, endpoint: Endpoint, flags: int, ack_seq: int) -> None:
-        if not flags & (SYN | FIN | RST) and endpoint.state in (
-            SYN_SENT,
-            SYN_ACK_SENT,
-            ESTABLISHED,
+        if (
+            not flags & (SYN | FIN | RST)
+            and endpoint.state
+            in (
+                SYN_SENT,
+                SYN_ACK_SENT,
+                ESTABLISHED,
+            )
+            and not self.conn.did_weird
         ):
-            if not self.conn.did_weird:
-                self.weird("possible_split_routing", source="")
+            self.weird("possible_split_routing", source="")
         v = (ack_seq - 1) & _U32
         peer.start_seq = peer.ack_seq = peer.last_seq = v
 
@@ -900,15 +903,14 @@ class TcpSession:
         conn = self.conn
         orig, resp = self.orig, self.resp
         if conn.last_time + TCP_CONNECTION_LINGER < t:
-            if orig.did_close or resp.did_close:
-                if (
-                    (orig.did_close and resp.did_close)
-                    or RESET in (orig.state, resp.state)
-                    or INACTIVE in (orig.state, resp.state)
-                ):
-                    self.is_active = False
-                    conn.remove()
-                    return
+            if (orig.did_close or resp.did_close) and (
+                (orig.did_close and resp.did_close)
+                or RESET in (orig.state, resp.state)
+                or INACTIVE in (orig.state, resp.state)
+            ):
+                self.is_active = False
+                conn.remove()
+                return
             if resp.state == INACTIVE and orig.state == INACTIVE:
                 conn.remove()
                 return
