@@ -30,14 +30,15 @@ log = logging.getLogger(__name__)
 
 
 class WeirdReporter(Protocol):
-    """Where intake anomalies go: the connection core's ``weird.WeirdLog`` has this shape."""
+    """Where intake anomalies go: the connection core's ``weird.WeirdLog`` has this shape.
 
-    def net_weird(self, ts: float, name: str, addl: str = "", source: str = "") -> None:
+    The decoder calls both methods with keyword arguments only.
+    """
+
+    def net_weird(self, name: str, ts: float, source: str = "", addl: str = "") -> None:
         """An anomaly tied to no hosts (Zeek's ``net_weird``; ``source`` = analyzer name)."""
 
-    def flow_weird(
-        self, ts: float, name: str, src: str, dst: str, addl: str = "", source: str = ""
-    ) -> None:
+    def flow_weird(self, name: str, ts: float, src: str, dst: str, addl: str = "") -> None:
         """An anomaly between two hosts, before any connection (Zeek's ``flow_weird``)."""
 
 
@@ -47,13 +48,11 @@ class CollectingWeirds:
     def __init__(self) -> None:
         self.seen: list[tuple[str, float, str | None, str | None, str]] = []
 
-    def net_weird(self, ts: float, name: str, addl: str = "", source: str = "") -> None:
+    def net_weird(self, name: str, ts: float, source: str = "", addl: str = "") -> None:
         self.seen.append((name, ts, None, None, source))
 
-    def flow_weird(
-        self, ts: float, name: str, src: str, dst: str, addl: str = "", source: str = ""
-    ) -> None:
-        self.seen.append((name, ts, src, dst, source))
+    def flow_weird(self, name: str, ts: float, src: str, dst: str, addl: str = "") -> None:
+        self.seen.append((name, ts, src, dst, ""))
 
     @property
     def names(self) -> list[str]:
@@ -85,11 +84,11 @@ class Decoder:
     # -- weirds --------------------------------------------------------------------------------
 
     def _flow_weird(self, name: str, src: bytes, dst: bytes) -> None:
-        self.weirds.flow_weird(self._ts, name, addr_text(src), addr_text(dst))
+        self.weirds.flow_weird(name=name, ts=self._ts, src=addr_text(src), dst=addr_text(dst))
 
     def _drop(self, name: str, source: str) -> None:
         self.stats.dropped[name] += 1
-        self.weirds.net_weird(self._ts, name, source=source)
+        self.weirds.net_weird(name=name, ts=self._ts, source=source)
 
     # -- decoding ------------------------------------------------------------------------------
 
