@@ -3,3 +3,13 @@
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """Lazy top-level access to the consumer API (``wirestream.read``...), loaded on first use."""
+    import importlib
+
+    consumers = importlib.import_module("wirestream.consumers")
+    if name in consumers.__all__:
+        return getattr(consumers, name)
+    raise AttributeError(f"module 'wirestream' has no attribute {name!r}")

@@ -1,0 +1,43 @@
+"""Decoded (polars) frames -> pandas with the project's Zeek dtypes, column-wise through Arrow.
+
+The dtypes are decided in one place, ``wirestream.schemas.frames``; this module only casts the
+decoded Arrow columns to ``frames.arrow_type`` of their Zeek type (e.g. Avro long -> uint64 for
+``count``) and hands them to ``frames.series_from_arrow``. No Python object per value.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+from wirestream.schemas import frames
+
+if TYPE_CHECKING:
+    from wirestream.consumers.decode import Column
+
+
+def _series(array: pa.ChunkedArray, col: Column | None, name: str) -> pd.Series:
+    if col is None or col.zeek_type is None:  # a schema without Zeek types: Arrow's own mapping
+        return pd.Series(pd.arrays.ArrowExtensionArray(array), name=name, copy=False)
+    target = frames.arrow_type(col.zeek_type)
+    if array.type != target:
+        array = array.cast(target, safe=False)
+    return frames.series_from_arrow(array, col.zeek_type, name)
+
+
+def to_pandas(
+    frame: pl.DataFrame, columns: dict[str, Column], *, index: str | None = None
+) -> pd.DataFrame:
+    """A pandas frame with Zeek dtypes; ``index`` (e.g. ``"ts"``) becomes the index if given."""
+    table = frame.to_arrow()
+    data = {
+        name: _series(table.column(name), columns.get(name), name) for name in table.column_names
+    }
+    out = pd.DataFrame(data, copy=False) if data else pd.DataFrame()
+    if index is not None:
+        if index not in out.columns:
+            raise KeyError(f"cannot index on {index!r}: no such column")
+        out = out.set_index(index)
+    return out

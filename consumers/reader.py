@@ -1,0 +1,424 @@
+"""Bounded reads of a log topic into one DataFrame: a time window, offset ranges, or the tail.
+
+Time windows use event time: the Kafka timestamp of every log record is its Zeek ``ts``. Each
+partition is sought with ``offsets_for_times(start)`` (no record before that offset has
+``ts >= start``) and read up to ``offsets_for_times(end + lateness)``. Zeek writes a record when
+its connection ends, so ``ts`` is not monotonic in a partition; ``lateness`` is how far past the
+window's end to keep reading for records logged late. A record in ``[start, end)`` is missed
+only if it sits behind a record with ``ts >= end + lateness``; ``lateness=None`` reads every
+partition to its end (exact, slower). The result holds exactly the records with
+``start <= ts < end`` (decoded ``ts``; the Kafka timestamp where ``ts`` is unset), sorted by ts.
+
+Reads are read_committed: records of aborted or still open transactions never show.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import polars as pl
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+from wirestream.consumers import session
+from wirestream.consumers.decode import (
+    BatchDecoder,
+    Column,
+    DecodeErrors,
+    Output,
+    columns_of,
+    empty_frame,
+    to_output,
+)
+from wirestream.consumers.errors import ConsumerError, WindowSpecError
+from wirestream.consumers.timespec import (
+    DurationLike,
+    TimeLike,
+    parse_duration,
+    parse_time,
+    to_millis,
+)
+
+from wirestream.config import Settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LATENESS = "5min"
+STALL_TIMEOUT_S = 30.0
+BATCH = 20_000
+
+
+@dataclass
+class ReadStats:
+    """What a read did: records fetched/decoded/returned and decode errors."""
+
+    topic: str = ""
+    fetched: int = 0
+    returned: int = 0
+    errors: DecodeErrors = field(default_factory=DecodeErrors)
+    seconds: float = 0.0
+
+
+@dataclass
+class Ranges:
+    """Half-open offset ranges to read per partition, and the Kafka-timestamp filter."""
+
+    begin: dict[int, int]
+    stop: dict[int, int]
+    min_ms: int | None = None
+    max_ms: int | None = None  # exclusive
+
+    def todo(self) -> dict[int, tuple[int, int]]:
+        return {p: (b, self.stop[p]) for p, b in self.begin.items() if b < self.stop[p]}
+
+
+def _progress_bar(total: int, desc: str, progress: bool | None):
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit="rec",
+        unit_scale=True,
+        disable=progress is False or total == 0,
+        delay=0 if progress else 1.0,  # None: only reads that take more than a moment
+        leave=False,
+    )
+
+
+def fetch(
+    consumer: Consumer,
+    topic: str,
+    ranges: Ranges,
+    *,
+    progress: bool | None = None,
+    stall_timeout: float = STALL_TIMEOUT_S,
+    headers_filter: tuple[str, bytes] | None = None,
+) -> tuple[list[bytes | None], list[int]]:
+    """Raw values (and Kafka timestamps) of the records in ``ranges``, in per-partition order."""
+    todo = ranges.todo()
+    values: list[bytes | None] = []
+    stamps: list[int] = []
+    if not todo:
+        return values, stamps
+    stop = {p: s for p, (_b, s) in todo.items()}
+    lo = ranges.min_ms if ranges.min_ms is not None else -(2**63)
+    hi = ranges.max_ms if ranges.max_ms is not None else 2**63
+    consumer.assign([TopicPartition(topic, p, b) for p, (b, _s) in todo.items()])
+    pending = set(todo)
+    bar = _progress_bar(sum(s - b for b, s in todo.values()), topic, progress)
+    last_progress = time.monotonic()
+    append_v, append_t = values.append, stamps.append
+    try:
+        while pending:
+            msgs = consumer.consume(BATCH, timeout=0.2)
+            if not msgs:
+                # Transaction markers take offsets but are never delivered: ask the position.
+                for tp in consumer.position([TopicPartition(topic, p) for p in pending]):
+                    if tp.offset >= stop[tp.partition]:
+                        pending.discard(tp.partition)
+                if pending and time.monotonic() - last_progress > stall_timeout:
+                    where = {p: stop[p] for p in pending}
+                    raise ConsumerError(
+                        f"{topic}: no progress for {stall_timeout:.0f}s reading up to offsets "
+                        f"{where} (an open transaction, or the broker went away?)"
+                    )
+                continue
+            last_progress = time.monotonic()
+            bar.update(len(msgs))
+            for msg in msgs:
+                if msg.error() is not None:
+                    _raise_unless_eof(topic, msg.error())
+                    continue
+                p = msg.partition()
+                off = msg.offset()
+                if off >= stop[p]:
+                    if p in pending:
+                        pending.discard(p)
+                        consumer.pause([TopicPartition(topic, p)])
+                    continue
+                if off + 1 >= stop[p] and p in pending:
+                    pending.discard(p)
+                    consumer.pause([TopicPartition(topic, p)])
+                ts = msg.timestamp()[1]
+                if lo <= ts < hi and (
+                    headers_filter is None or headers_filter in (msg.headers() or ())
+                ):
+                    append_v(msg.value())
+                    append_t(ts)
+    finally:
+        bar.close()
+        consumer.unassign()
+    return values, stamps
+
+
+def _raise_unless_eof(topic: str, err: KafkaError) -> None:
+    if err.code() == KafkaError._PARTITION_EOF:
+        return
+    raise ConsumerError(f"{topic}: {err.str()}")
+
+
+def time_ranges(
+    consumer: Consumer,
+    topic: str,
+    partitions: list[int],
+    start: pd.Timestamp | None,
+    end: pd.Timestamp | None,
+    lateness: pd.Timedelta | None,
+) -> Ranges:
+    """Per-partition offsets that cover every record with start <= ts < end (see module doc)."""
+    marks = session.watermarks(consumer, topic, partitions)
+    begin = {p: low for p, (low, _high) in marks.items()}
+    stop = {p: high for p, (_low, high) in marks.items()}
+    min_ms = max_ms = None
+    if start is not None:
+        min_ms = to_millis(start) - 1  # Kafka ms may be 1 below ts*1000 after float rounding
+        for p, off in session.offsets_for_time(consumer, topic, partitions, min_ms).items():
+            begin[p] = stop[p] if off < 0 else max(off, begin[p])
+    if end is not None:
+        max_ms = to_millis(end, ceil=True) + 1
+        if lateness is not None:
+            until = max_ms + to_millis(pd.Timestamp(0, tz="UTC") + lateness, ceil=True)
+            for p, off in session.offsets_for_time(consumer, topic, partitions, until).items():
+                if off >= 0:
+                    stop[p] = min(off, stop[p])
+    return Ranges(begin, stop, min_ms, max_ms)
+
+
+def offset_ranges(
+    consumer: Consumer, topic: str, partitions: list[int], offsets: Mapping[int, Any]
+) -> Ranges:
+    """Explicit half-open ``{partition: (first, stop)}`` ranges, clipped to what exists."""
+    marks = session.watermarks(consumer, topic, partitions)
+    begin, stop = {}, {}
+    for p, span in offsets.items():
+        try:
+            first, end = (int(x) for x in span)
+        except (TypeError, ValueError) as exc:
+            raise WindowSpecError(
+                f"offsets[{p}] must be a (first, stop) pair of ints, not {span!r}"
+            ) from exc
+        if p not in marks:
+            raise WindowSpecError(f"{topic} has no partition {p} (has {sorted(marks)})")
+        low, high = marks[p]
+        begin[p], stop[p] = max(first, low), min(end, high)
+    return Ranges(begin, stop)
+
+
+def filter_window(
+    frame: pl.DataFrame,
+    stamps_ms: list[int] | None,
+    start: pd.Timestamp | None,
+    end: pd.Timestamp | None,
+) -> pl.DataFrame:
+    """Keep rows with start <= ts < end; rows without ts are judged by their Kafka timestamp."""
+    if (start is None and end is None) or frame.height == 0 or "ts" not in frame.columns:
+        return frame
+    ts = pl.col("ts")
+    kafka = pl.Series("_kafka_ms", stamps_ms, dtype=pl.Int64) if stamps_ms is not None else None
+    keep = pl.lit(True)
+    kafka_keep = pl.lit(True)
+    if start is not None:
+        keep = keep & (ts >= start.to_pydatetime())
+        kafka_keep = kafka_keep & (pl.col("_kafka_ms") >= to_millis(start, ceil=True))
+    if end is not None:
+        keep = keep & (ts < end.to_pydatetime())
+        kafka_keep = kafka_keep & (pl.col("_kafka_ms") < to_millis(end, ceil=True))
+    if kafka is None or frame.height != len(kafka):
+        return frame.filter(keep.fill_null(False))
+    return (
+        frame.with_columns(kafka)
+        .filter(pl.when(ts.is_null()).then(kafka_keep).otherwise(keep))
+        .drop("_kafka_ms")
+    )
+
+
+def _decode(
+    values: list[bytes | None], settings: Settings, topic: str, stats: ReadStats, lookup: Any
+) -> tuple[pl.DataFrame, dict[str, Column], BatchDecoder]:
+    decoder = BatchDecoder(lookup if lookup is not None else session.schema_lookup(settings))
+    frames = []
+    # Chunks keep the temporary OCF buffer small; one chunk per ~250k records.
+    chunk = 250_000
+    for i in range(0, len(values), chunk):
+        part = decoder.decode(values[i : i + chunk])
+        if part.height:
+            frames.append(part)
+    stats.errors = decoder.errors
+    if decoder.errors.total:
+        log.warning(
+            "%s: skipped %s message(s) (%s); e.g. %s",
+            topic,
+            decoder.errors.total,
+            decoder.errors.summary(),
+            "; ".join(decoder.errors.samples[:2]),
+        )
+    if not frames:
+        return pl.DataFrame(), decoder.columns, decoder
+    frame = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
+    return frame, decoder.columns, decoder
+
+
+def _fallback_columns(log_name: str) -> dict[str, Column]:
+    """Columns of a log Zeek ships, so an empty result still has them."""
+    from wirestream.schemas.avro import bundled_avro_schema
+
+    try:
+        return columns_of(bundled_avro_schema(log_name))
+    except KeyError:
+        return {}
+
+
+def read_ranges(
+    log_name: str,
+    settings: Settings,
+    consumer: Consumer,
+    topic: str,
+    ranges: Ranges,
+    *,
+    start: pd.Timestamp | None = None,
+    end: pd.Timestamp | None = None,
+    output: Output = "pandas",
+    index: str | None = None,
+    progress: bool | None = None,
+    lookup: Any = None,
+    headers_filter: tuple[str, bytes] | None = None,
+    sort: bool = True,
+    keep_last: int | None = None,
+) -> tuple[Any, ReadStats]:
+    """Fetch, decode, filter by time and shape one read; the shared core of read/tail/frames."""
+    started = time.perf_counter()
+    stats = ReadStats(topic=topic)
+    values, stamps = fetch(
+        consumer, topic, ranges, progress=progress, headers_filter=headers_filter
+    )
+    stats.fetched = len(values)
+    frame, columns, decoder = _decode(values, settings, topic, stats, lookup)
+    del values
+    if frame.height and decoder.errors.total == 0:
+        frame = filter_window(frame, stamps, start, end)
+    elif frame.height:  # rows no longer line up with stamps: judge by ts alone
+        frame = filter_window(frame, None, start, end)
+    if sort and frame.height and "ts" in frame.columns:
+        frame = frame.sort("ts", maintain_order=True, nulls_last=True)
+    if keep_last is not None:
+        frame = frame.tail(keep_last)
+    if frame.width == 0:
+        columns = columns or _fallback_columns(log_name)
+        frame = empty_frame(columns)
+    stats.returned = frame.height
+    stats.seconds = time.perf_counter() - started
+    out = to_output(frame, columns, output, index)
+    if isinstance(out, pd.DataFrame):
+        out.attrs["wirestream"] = {
+            "topic": topic,
+            "fetched": stats.fetched,
+            "errors": stats.errors.total,
+            "error_summary": stats.errors.summary(),
+        }
+    return out, stats
+
+
+def read(
+    log: str,
+    start: TimeLike | None = None,
+    end: TimeLike | None = None,
+    *,
+    offsets: Mapping[int, tuple[int, int]] | None = None,
+    settings: Settings | None = None,
+    partitions: Iterable[int] | None = None,
+    lateness: DurationLike | None = DEFAULT_LATENESS,
+    output: Output = "pandas",
+    index: str | None = None,
+    progress: bool | None = None,
+) -> Any:
+    """Records of one Zeek log as a DataFrame: a time window, or offset ranges per partition.
+
+    ``start``/``end``: datetimes (naive = UTC), epoch seconds, ISO text, ``'now'`` or relative
+    text such as ``'-15min'``; either may be omitted (from the beginning / to the current end).
+    ``offsets``: ``{partition: (first, stop)}`` half-open ranges instead of times.
+    ``lateness``: see the module docstring. ``output``: ``'pandas'`` (Zeek dtypes, default),
+    ``'polars'`` or ``'arrow'``; ``index='ts'`` indexes pandas output by ts. Undecodable
+    messages are skipped, logged and counted in ``df.attrs['wirestream']['errors']``.
+    """
+    settings = session.resolved(settings)
+    if offsets is not None and (start is not None or end is not None):
+        raise WindowSpecError("give either start/end times or offsets, not both")
+    now = pd.Timestamp.now(tz="UTC")
+    t_start = parse_time(start, "start", now) if start is not None else None
+    t_end = parse_time(end, "end", now) if end is not None else None
+    if t_start is not None and t_end is not None and t_end < t_start:
+        raise WindowSpecError(f"end {t_end} is before start {t_start}")
+    late = parse_duration(lateness, "lateness") if lateness is not None else None
+    consumer = session.open_consumer(settings)
+    try:
+        topic, parts = session.log_partitions(
+            consumer, log, settings, list(partitions) if partitions is not None else None
+        )
+        if offsets is not None:
+            ranges = offset_ranges(consumer, topic, parts, offsets)
+        else:
+            ranges = time_ranges(consumer, topic, parts, t_start, t_end, late)
+        out, _stats = read_ranges(
+            log,
+            settings,
+            consumer,
+            topic,
+            ranges,
+            start=t_start,
+            end=t_end,
+            output=output,
+            index=index,
+            progress=progress,
+        )
+        return out
+    finally:
+        consumer.close()
+
+
+def tail(
+    log: str,
+    n: int = 10,
+    *,
+    settings: Settings | None = None,
+    partitions: Iterable[int] | None = None,
+    output: Output = "pandas",
+    index: str | None = None,
+) -> Any:
+    """The ``n`` newest records (by ts) of a log: the last ``n`` of every partition, merged."""
+    if n < 0:
+        raise WindowSpecError(f"n must be >= 0, not {n}")
+    settings = session.resolved(settings)
+    consumer = session.open_consumer(settings)
+    try:
+        topic, parts = session.log_partitions(
+            consumer, log, settings, list(partitions) if partitions is not None else None
+        )
+        marks = session.watermarks(consumer, topic, parts)
+        want = n
+        while True:
+            ranges = Ranges(
+                {p: max(low, high - want) for p, (low, high) in marks.items()},
+                {p: high for p, (_low, high) in marks.items()},
+            )
+            out, stats = read_ranges(
+                log,
+                settings,
+                consumer,
+                topic,
+                ranges,
+                output=output,
+                index=index,
+                progress=False,
+                keep_last=n,
+            )
+            # Transaction markers use offsets too: look further back if that left us short.
+            exhausted = all(ranges.begin[p] <= low for p, (low, _h) in marks.items())
+            if stats.returned >= n or exhausted:
+                return out
+            want *= 2
+    finally:
+        consumer.close()

@@ -1,0 +1,378 @@
+"""Event-time windows over a log topic, in a consumer group: ``(start, end, DataFrame)`` as they close.
+
+Event time is the Kafka timestamp (= Zeek ``ts``, ms). Windows are epoch-aligned: tumbling
+(``every``) or hopping (length ``every``, a new one each ``hop``). A window closes when the
+watermark passes its end; the watermark is the smallest, over the assigned partitions still
+receiving data, of the largest ts seen there, minus ``lateness`` (so one fast partition cannot
+close windows a slower one still fills). A record whose windows have all closed is *late*: it
+is counted (``Windows.late``) and dropped. Windows without records are not yielded.
+
+Delivery is at-least-once. Offsets are committed only when the caller comes back for the next
+window (or leaves the ``with`` block normally, or a rebalance takes partitions away), i.e. after
+the window was handed out and processed; the committed offset of a partition is its oldest
+record still buffered in an open window. Each commit also stores, as offset metadata, the end
+of the last closed window; a restarted member (or the next owner of the partition) drops
+re-read records for windows that had closed, so it resumes after the last committed window.
+If the process dies between handing out a window and that commit, the window comes again.
+Processes with the same ``group`` split the partitions between them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from wirestream.consumers import session
+from wirestream.consumers.decode import BatchDecoder, Output, to_output
+from wirestream.consumers.errors import ConsumerError, WindowSpecError
+from wirestream.consumers.timespec import DurationLike, millis_to_time, parse_duration
+
+from wirestream.config import Settings
+
+log = logging.getLogger(__name__)
+
+Window = tuple[pd.Timestamp, pd.Timestamp, Any]
+BATCH = 10_000
+NO_DATA = -(2**62)
+
+
+@dataclass
+class _Buffer:
+    """One open window's raw records, per partition, with the oldest offset of each."""
+
+    values: dict[int, list[bytes | None]] = field(default_factory=dict)
+    first_offset: dict[int, int] = field(default_factory=dict)
+
+    def add(self, partition: int, offset: int, value: bytes | None) -> None:
+        bucket = self.values.get(partition)
+        if bucket is None:
+            self.values[partition] = [value]
+            self.first_offset[partition] = offset
+        else:
+            bucket.append(value)
+
+    def drop_partitions(self, partitions: set[int]) -> None:
+        for p in partitions:
+            self.values.pop(p, None)
+            self.first_offset.pop(p, None)
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self.values.values())
+
+
+def window_starts(ts_ms: int, every_ms: int, hop_ms: int) -> range:
+    """Starts of the epoch-aligned windows of length every_ms (one per hop_ms) holding ts_ms."""
+    last = ts_ms // hop_ms * hop_ms
+    first = (ts_ms - every_ms) // hop_ms * hop_ms + hop_ms
+    return range(first, last + 1, hop_ms)
+
+
+class Windows:
+    """Iterator of ``(start, end, frame)``; use as a context manager (see module docstring)."""
+
+    def __init__(
+        self,
+        log_name: str,
+        every: DurationLike = "1min",
+        hop: DurationLike | None = None,
+        *,
+        group: str | None = None,
+        lateness: DurationLike = "30s",
+        settings: Settings | None = None,
+        output: Output = "pandas",
+        index: str | None = None,
+        stop_at_end: bool = False,
+        idle_flush: float | None = None,
+        from_beginning: bool = True,
+    ) -> None:
+        self.log = log_name
+        every_td = parse_duration(every, "every")
+        hop_td = parse_duration(hop, "hop") if hop is not None else every_td
+        self.every_ms = int(every_td / pd.Timedelta(milliseconds=1))
+        self.hop_ms = int(hop_td / pd.Timedelta(milliseconds=1))
+        if self.every_ms <= 0 or self.hop_ms <= 0:
+            raise WindowSpecError("every and hop must be at least 1ms")
+        if self.hop_ms > self.every_ms:
+            raise WindowSpecError(f"hop ({hop}) longer than every ({every}) would skip records")
+        self.lateness_ms = int(parse_duration(lateness, "lateness") / pd.Timedelta(milliseconds=1))
+        self.settings = session.resolved(settings)
+        self.group = group or f"wirestream-windows-{log_name}"
+        self.output, self.index = output, index
+        self.stop_at_end, self.idle_flush = stop_at_end, idle_flush
+        self.late = 0  # records that arrived after all their windows closed
+        self.windows_out = 0
+        self._consumer: Consumer | None = None
+        self._decoder: BatchDecoder | None = None
+        self._buffers: dict[int, _Buffer] = {}
+        self._closed_ms = NO_DATA  # end of the last window handed out
+        self._drop_before: dict[int, int] = {}  # per partition, from commit metadata
+        self._max_ts: dict[int, int] = {}
+        self._next_offset: dict[int, int] = {}
+        self._at_end: set[int] = set()
+        self._assigned: set[int] = set()
+        self._handed_out = False  # a window was yielded and its offsets not yet committed
+        self._from_beginning = from_beginning
+        self.topic = ""
+
+    # -- group membership -------------------------------------------------------------------
+
+    def _open(self) -> None:
+        consumer = session.open_consumer(
+            self.settings,
+            self.group,
+            **{
+                "enable.partition.eof": True,
+                "auto.offset.reset": "earliest" if self._from_beginning else "latest",
+                "partition.assignment.strategy": "cooperative-sticky",
+            },
+        )
+        try:
+            self.topic, _parts = session.log_partitions(consumer, self.log, self.settings)
+        except Exception:
+            consumer.close()
+            raise
+        self._consumer = consumer
+        self._decoder = BatchDecoder(session.schema_lookup(self.settings))
+        consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        parts = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
+        try:
+            committed = consumer.committed(parts, timeout=10) if parts else []
+        except KafkaException as exc:
+            log.warning("%s: cannot read committed offsets: %s", self.topic, exc)
+            committed = []
+        for tp in committed:
+            if tp.metadata:
+                try:
+                    self._drop_before[tp.partition] = int(tp.metadata)
+                except ValueError:
+                    log.warning(
+                        "%s[%d]: ignoring commit metadata %r", self.topic, tp.partition, tp.metadata
+                    )
+        for tp in partitions:
+            self._assigned.add(tp.partition)
+            self._at_end.discard(tp.partition)
+        if consumer.rebalance_protocol() == "COOPERATIVE":
+            consumer.incremental_assign(partitions)
+        else:
+            consumer.assign(partitions)
+        log.info(
+            "%s: assigned partitions %s (group %s)",
+            self.topic,
+            sorted(tp.partition for tp in partitions),
+            self.group,
+        )
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        gone = {tp.partition for tp in partitions}
+        self._commit(gone)  # the caller has processed everything handed out so far
+        for buf in self._buffers.values():
+            buf.drop_partitions(gone)
+        for state in (self._drop_before, self._max_ts, self._next_offset):
+            for p in gone:
+                state.pop(p, None)
+        self._assigned -= gone
+        self._at_end -= gone
+        if consumer.rebalance_protocol() == "COOPERATIVE":
+            consumer.incremental_unassign(partitions)
+        else:
+            consumer.unassign()
+        log.info("%s: revoked partitions %s", self.topic, sorted(gone))
+
+    # -- offsets ------------------------------------------------------------------------------
+
+    def safe_offsets(self, partitions: set[int] | None = None) -> dict[int, int]:
+        """Per partition, the offset to resume from: the oldest record not yet handed out."""
+        out = {}
+        for p in partitions if partitions is not None else self._assigned:
+            if p not in self._next_offset:
+                continue
+            oldest = [b.first_offset[p] for b in self._buffers.values() if p in b.first_offset]
+            out[p] = min(oldest) if oldest else self._next_offset[p]
+        return out
+
+    def _commit(self, partitions: set[int] | None = None) -> None:
+        if self._consumer is None:
+            return
+        offsets = self.safe_offsets(partitions)
+        if not offsets:
+            return
+        tps = []
+        for p, off in offsets.items():
+            closed = max(self._closed_ms, self._drop_before.get(p, NO_DATA))
+            tps.append(
+                TopicPartition(
+                    self.topic, p, off, metadata="" if closed == NO_DATA else str(closed)
+                )
+            )
+        try:
+            self._consumer.commit(offsets=tps, asynchronous=False)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            if isinstance(err, KafkaError) and err.code() == KafkaError._NO_OFFSET:
+                return
+            raise ConsumerError(f"{self.topic}: commit failed: {exc}") from None
+        log.debug(
+            "%s: committed %s (windows closed up to %s)", self.topic, offsets, self._closed_ms
+        )
+
+    def commit(self) -> None:
+        """Commit everything handed out so far (iteration does this before the next window)."""
+        self._commit()
+        self._handed_out = False
+
+    # -- the stream ---------------------------------------------------------------------------
+
+    def _watermark(self) -> int:
+        active = [p for p in self._assigned if p not in self._at_end]
+        if active:
+            if any(p not in self._max_ts for p in active):
+                return NO_DATA  # a partition we know nothing about yet may hold old records
+            return min(self._max_ts[p] for p in active) - self.lateness_ms
+        seen = [self._max_ts[p] for p in self._assigned if p in self._max_ts]
+        return max(seen) - self.lateness_ms if seen else NO_DATA
+
+    def _take(self, msg: Any) -> None:
+        p, off = msg.partition(), msg.offset()
+        ts = msg.timestamp()[1]
+        self._next_offset[p] = off + 1
+        self._at_end.discard(p)
+        if ts > self._max_ts.get(p, NO_DATA):
+            self._max_ts[p] = ts
+        floor_end = max(self._closed_ms, self._drop_before.get(p, NO_DATA))
+        placed = False
+        for start in window_starts(ts, self.every_ms, self.hop_ms):
+            if start + self.every_ms <= floor_end:
+                continue  # that window was handed out already
+            buf = self._buffers.get(start)
+            if buf is None:
+                buf = self._buffers[start] = _Buffer()
+            buf.add(p, off, msg.value())
+            placed = True
+        if not placed:
+            self.late += 1
+
+    def _close_ready(self, watermark: int) -> Iterator[Window]:
+        for start in sorted(self._buffers):
+            end = start + self.every_ms
+            if end > watermark:
+                break
+            buf = self._buffers.pop(start)
+            self._closed_ms = max(self._closed_ms, end)
+            if not len(buf):
+                continue
+            values = [v for p in sorted(buf.values) for v in buf.values[p]]
+            frame = self._decoder.decode(values)
+            if frame.height and "ts" in frame.columns:
+                frame = frame.sort("ts", maintain_order=True, nulls_last=True)
+            if frame.height == 0:
+                continue
+            self.windows_out += 1
+            self._handed_out = True
+            yield (
+                millis_to_time(start),
+                millis_to_time(end),
+                to_output(frame, self._decoder.columns, self.output, self.index),
+            )
+            self.commit()
+
+    def __iter__(self) -> Iterator[Window]:
+        if self._consumer is None:
+            self._open()
+        consumer = self._consumer
+        assert consumer is not None
+        last_data = time.monotonic()
+        while True:
+            msgs = consumer.consume(BATCH, timeout=0.2)
+            for msg in msgs:
+                err = msg.error()
+                if err is None:
+                    self._take(msg)
+                    last_data = time.monotonic()
+                elif err.code() == KafkaError._PARTITION_EOF:
+                    self._at_end.add(msg.partition())
+                else:
+                    raise ConsumerError(f"{self.topic}: {err.str()}")
+            all_at_end = bool(self._assigned) and self._at_end >= self._assigned
+            if self.stop_at_end and all_at_end and not msgs:
+                yield from self._close_ready(2**62)
+                return
+            watermark = self._watermark()
+            if (
+                self.idle_flush is not None
+                and all_at_end
+                and time.monotonic() - last_data >= self.idle_flush
+            ):
+                # Idle and caught up: let wall-clock time stand in for event time.
+                watermark = max(watermark, int(time.time() * 1000) - self.lateness_ms)
+            yield from self._close_ready(watermark)
+
+    # -- context manager ----------------------------------------------------------------------
+
+    def __enter__(self) -> Windows:
+        if self._consumer is None:
+            self._open()
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None and self._handed_out:
+            self.commit()  # left normally: the last window was processed
+        self.close()
+
+    def close(self) -> None:
+        """Leave the group without committing anything not yet committed."""
+        if self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            try:
+                consumer.close()
+            except (KafkaException, RuntimeError) as exc:
+                log.debug("closing consumer: %s", exc)
+        if self.late:
+            log.info(
+                "%s: %d late record(s) dropped (their windows had closed)", self.topic, self.late
+            )
+
+
+def windows(
+    log: str,
+    every: DurationLike = "1min",
+    hop: DurationLike | None = None,
+    *,
+    group: str | None = None,
+    lateness: DurationLike = "30s",
+    settings: Settings | None = None,
+    output: Output = "pandas",
+    index: str | None = None,
+    stop_at_end: bool = False,
+    idle_flush: float | None = None,
+    from_beginning: bool = True,
+) -> Windows:
+    """Event-time windows of a log as ``(start, end, frame)``, in consumer group ``group``.
+
+    ``every``: window length; ``hop``: distance between window starts (hopping windows; default
+    = every, tumbling). ``lateness``: how long after a window's end (in event time) records may
+    still arrive. ``stop_at_end``: flush all windows and stop once every assigned partition is
+    read to its end. ``idle_flush``: seconds; when caught up and idle that long, windows older
+    than wall-clock now - lateness close (for live data). ``from_beginning``: where a new
+    group starts. Use ``with windows(...) as stream: for start, end, df in stream: ...``;
+    see the module docstring for the at-least-once commit rules.
+    """
+    return Windows(
+        log,
+        every,
+        hop,
+        group=group,
+        lateness=lateness,
+        settings=settings,
+        output=output,
+        index=index,
+        stop_at_end=stop_at_end,
+        idle_flush=idle_flush,
+        from_beginning=from_beginning,
+    )
