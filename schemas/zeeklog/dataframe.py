@@ -206,9 +206,17 @@ def _text_expr(col: pl.Expr, empty: str) -> pl.Expr:
 
 
 def _double_expr(col: pl.Expr) -> pl.Expr:
+    """As ``tsv._double``: "-0.0" is a tiny negative, a bare integer is 1e-8 off it."""
     value = col.cast(pl.Float64, strict=True)
-    # Zeek prints -0.0 as 0.0, so "-0.0" is a tiny negative (as the exact reader says).
-    return pl.when((value == 0) & col.str.starts_with("-")).then(pl.lit(-5e-324)).otherwise(value)
+    bare = col.str.contains(r"^-?[0-9]+$")
+    sign = pl.when(col.str.starts_with("-")).then(pl.lit(-1.0)).otherwise(pl.lit(1.0))
+    return (
+        pl.when(col == "-0.0")
+        .then(pl.lit(-5e-324))
+        .when(bare)
+        .then(value + sign * 1e-8)
+        .otherwise(value)
+    )
 
 
 def _scalar_expr(col: pl.Expr, scalar: str, dialect: TsvDialect, element: bool) -> pl.Expr:

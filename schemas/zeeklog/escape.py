@@ -238,4 +238,5 @@ def undo_pua(text: str) -> str:
     """Map the PUA policy's U+F00NN code points back to the bytes they stand for."""
     if not _PUA_RE.search(text):
         return text
-    return _PUA_RE.sub(lambda m: bytes_text(bytes((ord(m.group(0)) - 0xF0000,))), text)
+    mapped = _PUA_RE.sub(lambda m: bytes_text(bytes((ord(m.group(0)) - 0xF0000,))), text)
+    return bytes_text(text_bytes(mapped))  # adjacent bytes may form valid UTF-8 again

@@ -6,6 +6,7 @@ the same functions once per column so the reader and writer pay no per-value dis
 
 from __future__ import annotations
 
+import math
 import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -128,11 +129,25 @@ def _bool(text: str) -> bool:
 _TINY_NEGATIVE = -5e-324
 
 
+_OFF_INTEGER = 1e-8  # inside Zeek's [1e-9, 5e-7) band of "prints as an integer, not within 1e-9"
+
+
 def _double(text: str) -> float:
-    """A ``double`` field. Zeek prints -0.0 as ``0.0``, so ``-0.0``/``-0`` means a tiny negative."""
+    """A ``double`` field, read so that writing it again gives the same text.
+
+    Zeek prints -0.0 as ``0.0``, so ``-0.0`` means a tiny negative; and it appends ``.0`` to every
+    value within 1e-9 of an integer, so a bare ``5`` means 5 plus a little (5.00000001 prints so).
+    """
     value = float(text)
-    if value == 0 and text.startswith("-"):
+    if value == 0 and text == "-0.0":
         return _TINY_NEGATIVE
+    if text.lstrip("-").isdigit():
+        sign = -1.0 if text.startswith("-") else 1.0
+        nudged = value + sign * _OFF_INTEGER
+        if nudged == value:
+            nudged = math.nextafter(value, sign * math.inf)
+        if format_double(nudged) == text:
+            return nudged
     return value
 
 
