@@ -384,6 +384,7 @@ class BroProcessor:
                 errors=stream.errors,
                 engine=self.engine_name,
                 finished_at=time.time(),
+                processor=self.instance,
             )
             self._produce(topic=self.parts_topic, key=part.key(), value=part.to_bytes())
             next_offset = self._commit_offset(stream.partition, end_offset)

@@ -88,6 +88,7 @@ class CapturePart:
     errors: list[str] = field(default_factory=list)
     engine: str = ""
     finished_at: float | None = None
+    processor: str = ""  # the processor instance that analysed this partition
 
     def key(self) -> bytes:
         return part_key(self.send_id, self.partition)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
-
 from wirestream import topics
 from wirestream.config import Settings
 
@@ -18,8 +16,7 @@ def create_topics(settings: Settings, logs: tuple[str, ...] = ()) -> None:
     create(settings, specs)
 
 
-@pytest.fixture
-def pipeline_settings(settings: Settings) -> Settings:
+def private_settings(settings: Settings) -> Settings:
     """Settings whose every topic is new: a unique topic prefix, system topics created."""
     ours = settings.with_overrides(topic_prefix=f"t{uuid.uuid4().hex[:10]}.")
     create_topics(ours)

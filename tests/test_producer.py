@@ -13,7 +13,7 @@ import pytest
 from confluent_kafka import KafkaError, TopicPartition
 from hypothesis import given
 from hypothesis import strategies as st
-from test_pipeline_support import pipeline_settings  # noqa: F401 - fixture
+from test_pipeline_support import private_settings
 from wirestream.producers import pcap_wire
 from wirestream.producers.partitioning import NON_IP_PARTITION, ip_pair, partition_for
 from wirestream.producers.pcap_producer import PcapProducer, capture_files
@@ -23,6 +23,12 @@ from wirestream import topics
 from wirestream.kafka import make_consumer
 
 # --- symmetric partitioning (pure) ----------------------------------------------------------
+
+
+@pytest.fixture
+def pipeline_settings(settings):
+    """Settings with a private topic namespace on the real broker."""
+    return private_settings(settings)
 
 
 def _udp(src: str, dst: str, sport: int = 1000, dport: int = 53) -> bytes:
@@ -45,9 +51,9 @@ def test_both_directions_meet_in_one_partition(a: str, b: str, sp: int, dp: int,
 
 @given(st.ip_addresses(v=6).map(str), st.ip_addresses(v=6).map(str))
 def test_ipv6_pairs_are_symmetric(a: str, b: str) -> None:
-    frame = lambda s, d: pb.ether(
-        pb.ipv6(pb.udp(1, 2, b"x", src=s, dst=d), src=s, dst=d), pb.ETH_IPV6
-    )  # noqa: E731
+    def frame(s, d):
+        return pb.ether(pb.ipv6(pb.udp(1, 2, b"x", src=s, dst=d), src=s, dst=d), pb.ETH_IPV6)
+
     assert partition_for(pb.DLT_EN10MB, frame(a, b), 7) == partition_for(
         pb.DLT_EN10MB, frame(b, a), 7
     )
@@ -222,7 +228,7 @@ def _mixed_capture(path: Path, n: int = 600) -> tuple[Path, list[tuple[float, by
 
 @pytest.mark.broker
 @pytest.mark.timeout(120)
-def test_send_batches_partitions_and_marks_the_end(tmp_path: Path, pipeline_settings) -> None:  # noqa: F811
+def test_send_batches_partitions_and_marks_the_end(tmp_path: Path, pipeline_settings) -> None:
     path, frames = _mixed_capture(tmp_path / "mixed.pcap")
     producer = PcapProducer(pipeline_settings, batch_bytes=8192)
     result = producer.send(path, sensor="s1")
@@ -261,7 +267,7 @@ def test_send_batches_partitions_and_marks_the_end(tmp_path: Path, pipeline_sett
 
 @pytest.mark.broker
 @pytest.mark.timeout(120)
-def test_duplicate_send_is_recognised(tmp_path: Path, pipeline_settings) -> None:  # noqa: F811
+def test_duplicate_send_is_recognised(tmp_path: Path, pipeline_settings) -> None:
     path, _ = _mixed_capture(tmp_path / "dup.pcap", 50)
     copy = tmp_path / "renamed.pcap"
     copy.write_bytes(path.read_bytes())
@@ -279,7 +285,7 @@ def test_duplicate_send_is_recognised(tmp_path: Path, pipeline_settings) -> None
 
 @pytest.mark.broker
 @pytest.mark.timeout(120)
-def test_bad_inputs_fail_clearly_and_others_go_on(tmp_path: Path, pipeline_settings) -> None:  # noqa: F811
+def test_bad_inputs_fail_clearly_and_others_go_on(tmp_path: Path, pipeline_settings) -> None:
     from wirestream.processors.capture_store import read_captures
     from wirestream.producers.pcap_producer import send_captures
 
