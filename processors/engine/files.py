@@ -221,10 +221,10 @@ class FileManager:
         self.open_files[f.fuid] = f
         return f
 
-    def end_all(self, ts: float) -> None:
+    def finish(self) -> None:
         """The trace is over: close every file still open (Zeek's file_state_remove at exit)."""
         for f in list(self.open_files.values()):
-            f.end(ts)
+            f.end(f.last_active)
 
     def _finish(self, f: FileHandle) -> Record:
         self.open_files.pop(f.fuid, None)

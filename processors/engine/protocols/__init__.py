@@ -1,1 +1,7 @@
-"""Application-protocol analyzers (one module per protocol), registered with the engine."""
+"""Application-protocol analyzers (one module per protocol), registered with the engine.
+
+Importing this package imports every protocol module, and each registers its
+:class:`~wirestream.processors.engine.api.AnalyzerSpec` at import.
+"""
+
+from wirestream.processors.engine.protocols import dns, http  # noqa: F401

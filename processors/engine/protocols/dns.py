@@ -24,6 +24,7 @@ from wirestream.processors.engine.api import (
     Record,
     register,
 )
+from wirestream.schemas.zeeklog.escape import bytes_text as text
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +98,6 @@ def opcode_name(n: int, netbios: bool) -> str:
     return OPCODES.get(n, f"opcode-{n}")
 
 
-def text(raw: bytes) -> str:
-    """Zeek strings are bytes; keep every byte recoverable (the log writer escapes what needs it)."""
-    return raw.decode("utf-8", "surrogateescape")
 
 
 def decode_netbios_name(name: str) -> str:
@@ -738,8 +736,7 @@ class DnsAnalyzer:
     def _flip_roles(self) -> None:
         flip = getattr(self.ctx, "flip_roles", None)
         if flip is None:
-            log.warning("engine context cannot flip connection roles; dns.log keeps them as seen")
-            return
+            raise TypeError("DNS needs AnalyzerContext.flip_roles (Zeek flips when a reply comes first)")
         flip()
 
     def _new_session(self, tid: int, ts: float) -> _Info:
