@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 PCAP_NETMASK_UNKNOWN = 0xFFFFFFFF
 _SNAPLEN = 262_144
 _LIBRARY_NAMES = ("libpcap.so.0.8", "libpcap.so.1", "libpcap.so")
+# File LINKTYPE_* values whose in-memory DLT_* differs (libpcap maps them when opening a file).
+_LINKTYPE_TO_DLT = {100: 11, 101: 12}
 
 
 class BpfError(ValueError):
@@ -90,7 +92,7 @@ class _Compiled:
     def __init__(self, expression: str, linktype: int) -> None:
         lib = libpcap()
         self._lib = lib
-        handle = lib.pcap_open_dead(linktype, _SNAPLEN)
+        handle = lib.pcap_open_dead(_LINKTYPE_TO_DLT.get(linktype, linktype), _SNAPLEN)
         if not handle:
             raise BpfError(f"libpcap cannot open a handle for link type {linktype}")
         self.program = _BpfProgram()
