@@ -208,6 +208,11 @@ def offset_ranges(
     return Ranges(begin, stop)
 
 
+def _micros_lit(stamp: pd.Timestamp) -> pl.Expr:
+    """A time as a microsecond literal, rounded up: for µs ts, ts >= t iff ts >= ceil_us(t)."""
+    return pl.lit(-(-stamp.value // 1000)).cast(pl.Datetime("us", "UTC"))
+
+
 def filter_window(
     frame: pl.DataFrame,
     stamps_ms: list[int] | None,
@@ -222,10 +227,10 @@ def filter_window(
     keep = pl.lit(True)
     kafka_keep = pl.lit(True)
     if start is not None:
-        keep = keep & (ts >= start.to_pydatetime())
+        keep = keep & (ts >= _micros_lit(start))
         kafka_keep = kafka_keep & (pl.col("_kafka_ms") >= to_millis(start, ceil=True))
     if end is not None:
-        keep = keep & (ts < end.to_pydatetime())
+        keep = keep & (ts < _micros_lit(end))
         kafka_keep = kafka_keep & (pl.col("_kafka_ms") < to_millis(end, ceil=True))
     if kafka is None or frame.height != len(kafka):
         return frame.filter(keep.fill_null(False))
