@@ -271,8 +271,8 @@ class Engine:
         data = payload[8 : min(wire_len, len(payload))]
         self.tunnels.udp(conn, is_orig, data, len(_tunnel_stack(dg)), dg)
         conn.deliver_stream(is_orig, data)
-        # Zeek counts the packet after the analyzers saw it; they may have flipped the roles.
-        is_orig = dg.src == conn.orig_h and sport == conn.orig_p
+        # Zeek counts the packet after the analyzers saw it, with the direction it arrived with
+        # even if an analyzer flipped the roles meanwhile (ConnSize's counters flip, not is_orig).
         conn.count_packet(is_orig, dg.ip_len)
 
     # -- ICMP -------------------------------------------------------------------------------

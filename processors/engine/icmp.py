@@ -46,7 +46,7 @@ class IcmpSession:
         self.reply_len = -1
 
     def flip(self) -> None:
-        self.request_len, self.reply_len = self.reply_len, self.request_len
+        """Zeek's ICMP adapter keeps its lengths on a flip (only ConnSize swaps)."""
 
     def message(self, is_orig: bool, length: int) -> None:
         """One ICMP message with ``length`` bytes after the 8-byte ICMP header."""

@@ -26,6 +26,25 @@ TRANSPORT_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp"}
 HIST_ANALYZER_LIMIT_REACHED = 0x400
 DPD_BUFFER_SIZE = 1024  # Zeek's dpd_buffer_size: bytes per connection kept for content sniffing
 DPD_MAX_PACKETS = 100
+# Zeek analyzers that drop stream data while the TCP connection is "partial" (no SYN seen).
+SKIP_WHEN_PARTIAL = frozenset(
+    {
+        "http",
+        "ssl",
+        "ssh",
+        "imap",
+        "pop3",
+        "mysql",
+        "rdp",
+        "rfb",
+        "sip",
+        "socks",
+        "xmpp",
+        "krb",
+        "bittorrent",
+        "smtp",
+    }
+)
 DNS_SESSION_TIMEOUT = 10.0  # Zeek's dns_session_timeout: UDP DNS connections end this soon
 
 # Zeek's likely_server_ports with its default scripts loaded: every port an analyzer registers
@@ -409,8 +428,9 @@ class Connection:
     def deliver_stream(self, is_orig: bool, data: bytes) -> None:
         """In-order payload (TCP after reassembly, or one UDP/ICMP datagram)."""
         ts = self.engine.now
+        partial = self.transport == "tcp" and self.adapter.is_partial
         for slot in self.slots:
-            if slot.active:
+            if slot.active and not (partial and slot.spec.name in SKIP_WHEN_PARTIAL):
                 self._call(slot, "data", is_orig, data, ts)
         if self._sniff:
             self._sniff_more(is_orig, data)

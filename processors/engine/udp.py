@@ -25,8 +25,7 @@ class UdpSession:
         self.chk = {True: [0, 1], False: [0, 1]}  # scaled C/c counters
 
     def flip(self) -> None:
-        self.request_len, self.reply_len = self.reply_len, self.request_len
-        self.chk = {True: self.chk[False], False: self.chk[True]}
+        """Zeek's UDP adapter keeps its lengths and counters on a flip (only ConnSize swaps)."""
 
     def bad_checksum(self, is_orig: bool) -> None:
         self.conn.weird("bad_UDP_checksum", source="UDP")
