@@ -202,6 +202,17 @@ class Engine:
         inner.encap = (*outer_dg.encap, ("tunnel", ref), *inner.encap)
         self._datagram(inner)
 
+    def _tcp_flip(self, flags: int, sport: int, dport: int) -> bool:
+        """Zeek's TCP WantConnection: a SYN-less or SYN-ACK start from a likely server port flips."""
+        if flags & 0x02 and not flags & 0x10:
+            return False  # a plain SYN: its sender is the originator
+        if not self._likely("tcp", sport):
+            return False
+        if self._likely("tcp", dport):
+            # Both plausible: flip only if not a SYN-ACK (stealth scans) and toward the lower port.
+            return not flags & 0x02 and sport < dport
+        return True
+
     def _likely(self, transport: str, port: int) -> bool:
         return port in self.likely_server_ports.get(transport, ())
 
@@ -220,14 +231,7 @@ class Engine:
             else:
                 self._check_encapsulation(conn, dg)
         if conn is None:
-            flags = tp.flags
-            flip = False
-            if not flags & 0x02 or flags & 0x10:  # no SYN, or SYN-ACK: a partial connection
-                if self._likely("tcp", tp.sport):
-                    if self._likely("tcp", tp.dport):
-                        flip = not flags & 0x02 and tp.sport < tp.dport
-                    else:
-                        flip = True
+            flip = self._tcp_flip(tp.flags, tp.sport, tp.dport)
             conn = self._new_connection(key, dg, tp.sport, tp.dport, flip)
         is_orig = dg.src == conn.orig_h and tp.sport == conn.orig_p
         hdr_len = tp.hdr_len

@@ -9,10 +9,11 @@ this module owns what every connection shares and the table that holds them.
 from __future__ import annotations
 
 import heapq
-import ipaddress
 import logging
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from .api import REGISTRY, AnalyzerSpec, AppAnalyzer, ConnId, analyzers_for
@@ -138,6 +139,9 @@ LIKELY_SERVER_PORTS: dict[str, frozenset[int]] = {
 }
 
 
+_V4_MAPPED = b"\0" * 10 + b"\xff\xff"
+
+
 class Timer:
     __slots__ = ("when", "seq", "callback", "cancelled")
 
@@ -175,12 +179,12 @@ class TimerQueue:
         return len(self._heap)
 
 
+@lru_cache(maxsize=1 << 16)
 def addr_key(addr: str) -> bytes:
     """16-byte form of an address (IPv4 mapped into IPv6), the order Zeek's keys sort by."""
-    ip = ipaddress.ip_address(addr)
-    if ip.version == 4:
-        return b"\0" * 10 + b"\xff\xff" + ip.packed
-    return ip.packed
+    if ":" in addr:
+        return socket.inet_pton(socket.AF_INET6, addr)
+    return _V4_MAPPED + socket.inet_aton(addr)
 
 
 @dataclass(frozen=True, slots=True)
