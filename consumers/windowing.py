@@ -158,10 +158,6 @@ class Windows:
         for tp in partitions:
             self._assigned.add(tp.partition)
             self._at_end.discard(tp.partition)
-        if consumer.rebalance_protocol() == "COOPERATIVE":
-            consumer.incremental_assign(partitions)
-        else:
-            consumer.assign(partitions)
         log.info(
             "%s: assigned partitions %s (group %s)",
             self.topic,
@@ -179,10 +175,6 @@ class Windows:
                 state.pop(p, None)
         self._assigned -= gone
         self._at_end -= gone
-        if consumer.rebalance_protocol() == "COOPERATIVE":
-            consumer.incremental_unassign(partitions)
-        else:
-            consumer.unassign()
         log.info("%s: revoked partitions %s", self.topic, sorted(gone))
 
     # -- offsets ------------------------------------------------------------------------------
@@ -243,13 +235,19 @@ class Windows:
         ts = msg.timestamp()[1]
         self._next_offset[p] = off + 1
         self._at_end.discard(p)
-        if ts > self._max_ts.get(p, NO_DATA):
-            self._max_ts[p] = ts
+        newest = self._max_ts.get(p, NO_DATA)
+        if ts > newest:
+            self._max_ts[p] = newest = ts
         floor_end = max(self._closed_ms, self._drop_before.get(p, NO_DATA))
+        starts = window_starts(ts, self.every_ms, self.hop_ms)
+        if starts[0] + self.every_ms <= newest - self.lateness_ms:
+            # Far behind this partition's newest record: its window may have closed already
+            # in event time even if it was not handed out yet (that happens per batch).
+            floor_end = max(floor_end, self._watermark())
         placed = False
-        for start in window_starts(ts, self.every_ms, self.hop_ms):
+        for start in starts:
             if start + self.every_ms <= floor_end:
-                continue  # that window was handed out already
+                continue  # that window has closed (or was handed out before a restart)
             buf = self._buffers.get(start)
             if buf is None:
                 buf = self._buffers[start] = _Buffer()
