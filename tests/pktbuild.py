@@ -15,6 +15,7 @@ from pathlib import Path
 ETH_IPV4, ETH_IPV6, ETH_ARP, ETH_VLAN, ETH_QINQ = 0x0800, 0x86DD, 0x0806, 0x8100, 0x88A8
 ETH_MPLS, ETH_PPPOE_SESSION = 0x8847, 0x8864
 DLT_NULL, DLT_EN10MB, DLT_RAW, DLT_LINUX_SLL, DLT_LINUX_SLL2 = 0, 1, 101, 113, 276
+DLT_IEEE802_11, DLT_IEEE802_11_RADIO, DLT_NFLOG = 105, 127, 239
 PROTO_ICMP, PROTO_TCP, PROTO_UDP, PROTO_IPV6_FRAG, PROTO_ICMPV6 = 1, 6, 17, 44, 58
 
 MAC_A = b"\x00\x11\x22\x33\x44\x55"
@@ -94,6 +95,33 @@ def linux_sll(payload: bytes, protocol: int = ETH_IPV4) -> bytes:
 def linux_sll2(payload: bytes, protocol: int = ETH_IPV4) -> bytes:
     """Linux cooked capture v2 (DLT_LINUX_SLL2), 20-byte header."""
     return struct.pack("!HHIHBB8s", protocol, 0, 1, 1, 0, 6, MAC_A + b"\0\0") + payload
+
+
+def vntag(payload: bytes, ethertype: int = ETH_IPV4) -> bytes:
+    """A Cisco VN-Tag (ethertype 0x8926): 4 bytes of tag, then the inner ethertype."""
+    return b"\x00\x01\x00\x02" + struct.pack("!H", ethertype) + payload
+
+
+def ieee80211_data(payload: bytes, ethertype: int = ETH_IPV4, *, qos: bool = False) -> bytes:
+    """An 802.11 data frame (to-DS) with an LLC/SNAP header before ``payload``."""
+    fc = 0x88 if qos else 0x08
+    header = struct.pack("<BBH", fc, 0x01, 0) + MAC_B + MAC_A + b"\x02" * 6 + b"\0\0"
+    if qos:
+        header += b"\0\0"
+    return header + b"\xaa\xaa\x03\x00\x00\x00" + struct.pack("!H", ethertype) + payload
+
+
+def radiotap(frame: bytes) -> bytes:
+    """A minimal radiotap header (no fields present) before an 802.11 frame."""
+    return struct.pack("<BBHI", 0, 0, 8, 0) + frame
+
+
+def nflog(payload: bytes, family: int = 2) -> bytes:
+    """Linux NFLOG: header, a prefix TLV, then the NFULA_PAYLOAD TLV (little-endian TLVs)."""
+    prefix = b"test\0"
+    tlv1 = struct.pack("<HH", 4 + len(prefix), 10) + prefix + b"\0" * ((-len(prefix)) % 4)
+    tlv2 = struct.pack("<HH", 4 + len(payload), 9) + payload
+    return struct.pack("!BBH", family, 0, 0) + tlv1 + tlv2
 
 
 # --- IP ---------------------------------------------------------------------------------------

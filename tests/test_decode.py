@@ -60,6 +60,12 @@ def test_ethernet_padding_is_trimmed_by_ip_length() -> None:
         (lambda ip: pb.null_loopback(ip, big_endian=True), pb.DLT_NULL, None, None),
         (lambda ip: ip, pb.DLT_RAW, None, None),
         (lambda ip: b"\0" * 12 + b"\x89\x03" + b"\0" * 2 + pb.ether(ip), pb.DLT_EN10MB, None, None),
+        (lambda ip: pb.ether(pb.vntag(ip), 0x8926), pb.DLT_EN10MB, None, None),
+        (lambda ip: pb.ieee80211_data(ip), pb.DLT_IEEE802_11, None, None),
+        (lambda ip: pb.ieee80211_data(ip, qos=True), pb.DLT_IEEE802_11, None, None),
+        (lambda ip: pb.radiotap(pb.ieee80211_data(ip)), pb.DLT_IEEE802_11_RADIO, None, None),
+        (lambda ip: pb.nflog(ip), pb.DLT_NFLOG, None, None),
+        (lambda ip: ip, 147, None, None),
     ],
     ids=[
         "vlan",
@@ -73,6 +79,12 @@ def test_ethernet_padding_is_trimmed_by_ip_length() -> None:
         "null-be",
         "raw",
         "fabricpath",
+        "vntag",
+        "802.11",
+        "802.11-qos",
+        "radiotap",
+        "nflog",
+        "unknown-dlt-as-raw-ip",
     ],
 )
 def test_link_layers(build, linktype: int, vlan, inner) -> None:
@@ -199,3 +211,11 @@ def test_every_shared_trace_decodes(shared) -> None:
         # -C traces: nothing that is IP should be dropped except the mobile/truncation cases.
         if "mobility" not in path.name and "trunc" not in path.name:
             assert not decoder.stats.dropped, (path.name, decoder.stats.dropped)
+
+
+def test_80211_management_frames_and_truncation() -> None:
+    beacon = bytes([0x80, 0]) + b"\0" * 40
+    dg, weirds, decoder = decode(beacon, pb.DLT_IEEE802_11)
+    assert dg is None and weirds == []
+    dg, weirds, _ = decode(b"\x08\x01" + b"\0" * 10, pb.DLT_IEEE802_11)
+    assert weirds == ["truncated_802_11_header"]

@@ -1,14 +1,18 @@
 """Link-layer decapsulation: from a captured frame to the start of its IP header.
 
-Follows Zeek's packet analyzers (Ethernet, VLAN/QinQ, MPLS, PPPoE, Linux SLL/SLL2, Null/Loop,
-raw IP, PPP serial, Cisco FabricPath): which headers are skipped, which VLAN ids are recorded,
-and the weird each one reports when the frame is too short. Frames that carry no IP (ARP, LLC,
+Follows Zeek's packet analyzers (Ethernet, VLAN/QinQ, VNTAG, MPLS, PPPoE, Linux SLL/SLL2,
+Null/Loop, raw IP, PPP serial, Cisco FabricPath, 802.11 + radiotap, NFLOG): which headers are
+skipped, which VLAN ids are recorded, and the weird each one reports when the frame is too
+short. Like Zeek's root analyzer, an unknown link type is read as raw IP. Frames that carry no IP (ARP, LLC,
 ...) are reported as such, not as errors: Zeek silently ignores them too.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
 
 DLT_NULL = 0
 DLT_EN10MB = 1
@@ -22,6 +26,9 @@ DLT_LINUX_SLL = 113
 DLT_IPV4 = 228
 DLT_IPV6 = 229
 DLT_LINUX_SLL2 = 276
+DLT_IEEE802_11 = 105
+DLT_IEEE802_11_RADIO = 127
+DLT_NFLOG = 239
 
 ETH_IPV4 = 0x0800
 ETH_IPV6 = 0x86DD
@@ -29,6 +36,9 @@ ETH_VLAN_TYPES = frozenset({0x8100, 0x88A8, 0x9100})
 ETH_MPLS_TYPES = frozenset({0x8847, 0x8848})
 ETH_PPPOE_SESSION = 0x8864
 ETH_FABRICPATH = 0x8903
+ETH_VNTAG = 0x8926
+NFULA_PAYLOAD = 9
+AF_INET, AF_INET6 = 2, 10
 PPP_IPV4, PPP_IPV6 = 0x0021, 0x0057
 NULL_IPV4 = 2
 NULL_IPV6 = frozenset({24, 28, 30})  # AF_INET6 on NetBSD/OpenBSD, FreeBSD, Darwin
@@ -113,7 +123,72 @@ def strip_link(data: bytes, linktype: int) -> LinkResult:
             return _not_ip("truncated_link_header", "PPP_SERIAL")
         proto = (data[2] << 8) | data[3]
         return _by_ppp(data, 4, proto, LinkResult(0, 0))
-    return _not_ip("unknown_link_type", "", ethertype=linktype)
+    if linktype == DLT_IEEE802_11:
+        return _ieee802_11(data, 0)
+    if linktype == DLT_IEEE802_11_RADIO:
+        if len(data) < 4:
+            return _not_ip("truncated_radiotap_header", "IEEE802_11_RADIO")
+        rt_len = data[2] | (data[3] << 8)
+        if rt_len >= len(data):
+            return _not_ip("truncated_radiotap_header", "IEEE802_11_RADIO")
+        return _ieee802_11(data, rt_len)
+    if linktype == DLT_NFLOG:
+        return _nflog(data)
+    # Zeek's root analyzer: "if we don't know the link type, we assume raw IP".
+    return _from_ip_version(data, 0, LinkResult(0, 0))
+
+
+def _ieee802_11(data: bytes, offset: int) -> LinkResult:
+    """802.11 data frames with LLC/SNAP (Zeek's IEEE802_11 analyzer; A-MSDU not supported)."""
+    n = len(data) - offset
+    hdr = 24
+    if hdr >= n:
+        return _not_ip("truncated_802_11_header", "IEEE802_11")
+    fc, flags = data[offset], data[offset + 1]
+    if not (fc >> 2) & 0x02 or (fc >> 4) & 0x04:
+        return _not_ip(ethertype=-2)  # management/control frame, or a data subtype without data
+    if flags & 0x03 == 0x03:
+        hdr += 6
+        if hdr >= n:
+            return _not_ip("truncated_802_11_header", "IEEE802_11")
+    if (fc >> 4) & 0x08:  # QoS
+        if data[offset + hdr] & 0x80:
+            log.debug("802.11 A-MSDU frame skipped (not supported)")
+            return _not_ip(ethertype=-3)
+        if flags & 0x40:
+            return _not_ip(ethertype=-4)  # protected: encrypted payload
+        hdr += 2
+        if hdr >= n:
+            return _not_ip("truncated_802_11_header", "IEEE802_11")
+    res = LinkResult(0, 0)
+    a1, a2, a3 = offset + 4, offset + 10, offset + 16
+    src, dst = {0: (a2, a1), 1: (a2, a3), 2: (a3, a1), 3: (offset + 24, a3)}[flags & 0x03]
+    res.l2_src, res.l2_dst = data[src : src + 6], data[dst : dst + 6]
+    llc = offset + hdr
+    if len(data) - llc < 8:
+        return _not_ip("truncated_802_11_llc_header", "IEEE802_11")
+    if data[llc : llc + 6] != b"\xaa\xaa\x03\x00\x00\x00":
+        return _not_ip(ethertype=-5)  # LLC without an ethertype
+    return _by_ethertype(data, llc + 8, (data[llc + 6] << 8) | data[llc + 7], res)
+
+
+def _nflog(data: bytes) -> LinkResult:
+    """Linux NFLOG: a 4-byte header, then TLVs (host byte order); the packet is NFULA_PAYLOAD."""
+    if len(data) < 4:
+        return _not_ip("truncated_nflog_header", "NFLOG")
+    family = data[0]
+    pos = 4
+    while pos + 4 <= len(data):
+        tlv_len = data[pos] | (data[pos + 1] << 8)
+        tlv_type = data[pos + 2] | (data[pos + 3] << 8)
+        if tlv_len < 4:
+            return _not_ip("nflog_bad_tlv_length", "NFLOG")
+        if tlv_type == NFULA_PAYLOAD:
+            if family not in (AF_INET, AF_INET6):
+                return _not_ip(ethertype=family)
+            return _from_ip_version(data, pos + 4, LinkResult(0, 0))
+        pos += tlv_len + ((-tlv_len) % 4)
+    return _not_ip(ethertype=-6)  # no payload TLV
 
 
 def _ethernet(data: bytes, offset: int, res: LinkResult) -> LinkResult:
@@ -152,6 +227,12 @@ def _by_ethertype(data: bytes, offset: int, ethertype: int, res: LinkResult) -> 
             continue
         if ethertype in ETH_MPLS_TYPES:
             return _mpls(data, offset, res)
+        if ethertype == ETH_VNTAG:
+            if len(data) - offset <= 6:
+                return _not_ip("truncated_vntag_header", "VNTAG")
+            ethertype = (data[offset + 4] << 8) | data[offset + 5]
+            offset += 6
+            continue
         if ethertype == ETH_PPPOE_SESSION:
             if len(data) - offset <= 8:
                 return _not_ip("truncated_pppoe_header", "PPPOE")
