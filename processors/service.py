@@ -163,32 +163,9 @@ class TopicEnsurer:
         missing = {g for g in logs if topics.log_topic(g, self.settings) not in self.known}
         if not missing:
             return
-        create_topics(
+        from wirestream.admin import ensure_topics
+
+        ensure_topics(
             self.settings, [topics.log_topic_spec(g, self.settings) for g in sorted(missing)]
         )
         self.known |= {topics.log_topic(g, self.settings) for g in missing}
-
-
-def create_topics(settings: Settings, specs: list[topics.TopicSpec]) -> None:
-    """Creates the topics that do not exist yet (with their configs); existing ones are kept."""
-    from confluent_kafka import KafkaError, KafkaException
-    from confluent_kafka.admin import NewTopic
-
-    from wirestream.kafka import make_admin
-
-    admin = make_admin(settings)
-    existing = set(admin.list_topics(timeout=15).topics)
-    new = [
-        NewTopic(s.name, s.partitions, s.replication, config=s.config)
-        for s in specs
-        if s.name not in existing
-    ]
-    if not new:
-        return
-    for name, future in admin.create_topics(new).items():
-        try:
-            future.result(30)
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise
-            log.debug("topic %s already exists", name)

@@ -10,10 +10,10 @@ from wirestream.config import Settings
 
 def create_topics(settings: Settings, logs: tuple[str, ...] = ()) -> None:
     """The system topics (and the given log topics) under the settings' prefix, on the broker."""
-    from wirestream.processors.service import create_topics as create
+    from wirestream.admin import ensure_topics
 
     specs = topics.system_topic_specs(settings) + [topics.log_topic_spec(g, settings) for g in logs]
-    create(settings, specs)
+    ensure_topics(settings, specs)
 
 
 def private_settings(settings: Settings) -> Settings:

@@ -80,7 +80,7 @@ def expected_conn(path: Path, partitions: int = 3) -> collections.Counter:
             if part not in streams:
                 sinks[part] = _ListSink()
                 streams[part] = PairCountingEngine(sinks[part])
-            streams[part].feed(p)
+            streams[part].process(p)
     for engine in streams.values():
         engine.finish()
     return collections.Counter(

@@ -24,7 +24,7 @@ class PairCountingEngine:
         self.delay = delay
         self.pairs: dict[tuple[bytes, bytes], list] = {}
 
-    def feed(self, packet: Packet) -> None:
+    def process(self, packet: Packet) -> None:
         if self.delay:
             time.sleep(self.delay)
         pair = ip_pair(packet.linktype, packet.data)
