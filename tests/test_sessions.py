@@ -1,0 +1,123 @@
+"""Connection identity as Zeek decides it: canonical keys, orig/resp flips, ICMP pairing, timeouts."""
+
+from __future__ import annotations
+
+import re
+
+import pktbuild as pb
+import pytest
+from engine_kit import ListSink, datagram, only_conn
+from wirestream.processors.engine.engine import Engine
+from wirestream.processors.engine.icmp import counterpart
+from wirestream.processors.engine.sessions import ConnKey
+from wirestream.processors.engine.uid import UidGenerator, base62
+
+
+@pytest.fixture
+def sink() -> ListSink:
+    return ListSink()
+
+
+@pytest.fixture
+def engine(sink: ListSink) -> Engine:
+    return Engine(sink, seed=3)
+
+
+def udp(
+    engine: Engine, ts: float, src: str, sport: int, dst: str, dport: int, body: bytes = b"x"
+) -> None:
+    engine.ip(datagram(ts, src, dst, 17, pb.udp(sport, dport, body, src=src, dst=dst)))
+
+
+def test_key_is_the_same_both_ways_and_one_way_icmp_keeps_direction() -> None:
+    assert ConnKey.make("10.0.0.1", 1, "10.0.0.2", 2, 6) == ConnKey.make(
+        "10.0.0.2", 2, "10.0.0.1", 1, 6
+    )
+    assert ConnKey.make("10.0.0.1", 3, "10.0.0.2", 1, 1, one_way=True) != ConnKey.make(
+        "10.0.0.2", 3, "10.0.0.1", 1, 1, one_way=True
+    )
+
+
+def test_udp_request_and_reply_make_one_connection(engine: Engine, sink: ListSink) -> None:
+    udp(engine, 1.0, "10.0.0.1", 5555, "10.0.0.2", 9999, b"q" * 10)
+    udp(engine, 1.5, "10.0.0.2", 9999, "10.0.0.1", 5555, b"r" * 30)
+    engine.finish()
+    c = only_conn(sink)
+    assert (c["id.orig_p"], c["history"], c["conn_state"]) == (5555, "Dd", "SF")
+    assert (c["orig_bytes"], c["resp_bytes"], c["duration"]) == (10, 30, 0.5)
+
+
+def test_udp_from_a_likely_server_port_flips(engine: Engine, sink: ListSink) -> None:
+    udp(engine, 1.0, "10.0.0.2", 123, "10.0.0.1", 40000)
+    engine.finish()
+    c = only_conn(sink)
+    assert (c["id.orig_h"], c["id.orig_p"], c["id.resp_p"]) == ("10.0.0.1", 40000, 123)
+    assert (c["history"], c["conn_state"]) == ("^d", "SHR")
+
+
+def test_udp_inactivity_timeout_splits_connections(engine: Engine, sink: ListSink) -> None:
+    udp(engine, 1.0, "10.0.0.1", 5555, "10.0.0.2", 9999)
+    udp(engine, 62.0, "10.0.0.1", 5555, "10.0.0.2", 9999)
+    engine.finish()
+    rows = sink.rows("conn")
+    assert len(rows) == 2 and rows[0]["uid"] != rows[1]["uid"]
+    assert rows[0]["ts"] == 1.0 and rows[1]["ts"] == 62.0
+
+
+def test_bad_udp_checksum_counts_only_as_history(engine: Engine, sink: ListSink) -> None:
+    seg = pb.udp(5555, 53, b"junk", src="10.0.0.1", dst="10.0.0.2", checksum=0x1111)
+    engine.ip(datagram(1.0, "10.0.0.1", "10.0.0.2", 17, seg))
+    engine.finish()
+    c = only_conn(sink)
+    assert (c["history"], c["conn_state"], c["orig_pkts"]) == ("C", "OTH", 0)
+
+
+def test_icmp_echo_request_and_reply_pair(engine: Engine, sink: ListSink) -> None:
+    req = pb.icmp(8, 0, b"\x00\x01\x00\x01" + b"p" * 56)
+    rep = pb.icmp(0, 0, b"\x00\x01\x00\x01" + b"p" * 56)
+    engine.ip(datagram(1.0, "10.0.0.1", "10.0.0.2", 1, req))
+    engine.ip(datagram(1.2, "10.0.0.2", "10.0.0.1", 1, rep))
+    engine.finish()
+    c = only_conn(sink)
+    assert (c["proto"], c["id.orig_p"], c["id.resp_p"], c["conn_state"]) == ("icmp", 8, 0, "OTH")
+    # Sizes count what follows the 8-byte ICMP header (id and sequence are part of it).
+    assert (c["orig_bytes"], c["resp_bytes"], c["orig_pkts"], c["resp_pkts"]) == (56, 56, 1, 1)
+    assert c["history"] is None
+
+
+def test_icmp_unreachable_is_one_way_with_code_as_responder_port(
+    engine: Engine, sink: ListSink
+) -> None:
+    assert counterpart(1, 3, 1) == (1, True)
+    assert counterpart(58, 135, 0) == (136, False)
+    msg = pb.icmp(3, 1, b"\x00" * 4 + b"\x45" + b"\x00" * 27)
+    engine.ip(datagram(1.0, "10.0.0.9", "10.0.0.1", 1, msg))
+    engine.ip(datagram(1.1, "10.0.0.1", "10.0.0.9", 1, msg))
+    engine.finish()
+    rows = sink.rows("conn")
+    assert len(rows) == 2
+    assert {(r["id.orig_h"], r["id.orig_p"], r["id.resp_p"]) for r in rows} == {
+        ("10.0.0.9", 3, 1),
+        ("10.0.0.1", 3, 1),
+    }
+
+
+def test_uids_look_like_zeeks_and_repeat_with_a_seed() -> None:
+    assert base62(0) == "0" and base62(61) == "z" and base62(62) == "10"
+    a, b = UidGenerator(5), UidGenerator(5)
+    uids = [a.conn_uid() for _ in range(3)]
+    assert uids == [b.conn_uid() for _ in range(3)]
+    assert all(re.fullmatch(r"C[0-9A-Za-z]{10,17}", u) for u in uids)
+    assert a.file_uid().startswith("F")
+    with pytest.raises(ValueError):
+        base62(-1)
+
+
+def test_live_state_is_bounded_by_timeouts(engine: Engine, sink: ListSink) -> None:
+    for i in range(200):
+        udp(engine, 1.0 + i, "10.0.0.1", 10000 + i, "10.0.0.2", 9999)
+    # Every UDP connection ends 60 s after its last packet, so about 60 stay live at any time.
+    assert len(engine.connections) <= 61
+    assert engine.stats.max_live <= 61
+    engine.finish()
+    assert len(sink.rows("conn")) == 200
