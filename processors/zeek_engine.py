@@ -74,15 +74,17 @@ def zeek_command(zeek: str, traces: list[str], options: Any, *, json_logs: bool)
 
 def collect_logs(workdir: Path, sink: Any) -> dict[str, int]:
     """Feed every ``*.log`` Zeek wrote in ``workdir`` to ``sink`` (rows per log returned)."""
+    from wirestream.schemas.zeek_types import zeek_log_schemas
     from wirestream.schemas.zeeklog import read_zeek_records
 
+    schemas = zeek_log_schemas()  # JSON logs carry no #types: Zeek's own columns give them
     rows: dict[str, int] = {}
     for path in sorted(workdir.glob("*.log")):
         name = path.stem
         if name in ("reporter", "loaded_scripts", "stderr", "stdout"):
             continue
         count = 0
-        for record in read_zeek_records(path):
+        for record in read_zeek_records(path, schema=schemas.get(name)):
             sink.log(name, record)
             count += 1
         rows[name] = count

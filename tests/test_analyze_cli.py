@@ -160,10 +160,14 @@ with open(os.environ["FAKE_ZEEK_RECORD"], "w") as fh:
 if os.environ.get("FAKE_ZEEK_FAIL"):
     print("fatal error: trace is broken", file=sys.stderr)
     sys.exit(1)
-with open("conn.log", "w") as fh:
-    fh.write("#separator \\\\x09\\n#set_separator\\t,\\n#empty_field\\t(empty)\\n#unset_field\\t-\\n"
-             "#path\\tconn\\n#open\\t2020-01-01-00-00-00\\n#fields\\tts\\tuid\\tproto\\n"
-             "#types\\ttime\\tstring\\tenum\\n1.500000\\tCabc\\tudp\\n#close\\t2020-01-01-00-00-01\\n")
+if "policy/tuning/json-logs" in sys.argv:
+    with open("conn.log", "w") as fh:
+        fh.write(json.dumps({"ts": 1.5, "uid": "Cabc", "proto": "udp", "id.orig_p": 53}) + "\\n")
+else:
+    with open("conn.log", "w") as fh:
+        fh.write("#separator \\\\x09\\n#set_separator\\t,\\n#empty_field\\t(empty)\\n#unset_field\\t-\\n"
+                 "#path\\tconn\\n#open\\t2020-01-01-00-00-00\\n#fields\\tts\\tuid\\tproto\\n"
+                 "#types\\ttime\\tstring\\tenum\\n1.500000\\tCabc\\tudp\\n#close\\t2020-01-01-00-00-01\\n")
 os.makedirs("extract_files")
 open("extract_files/extract-1.5-HTTP-FAbc", "wb").write(b"payload")
 """
@@ -211,6 +215,16 @@ def test_run_zeek_collects_logs_and_files(fake_zeek: Path, tmp_path: Path) -> No
     (conn,) = rows(tmp_path / "out/conn.log")
     assert conn["ts"] == 1.5 and conn["proto"] == "udp"
     assert (tmp_path / "out/extract_files/extract-1.5-HTTP-FAbc").read_bytes() == b"payload"
+
+
+def test_run_zeek_reads_json_logs(fake_zeek: Path, tmp_path: Path) -> None:
+    trace = pb.write_pcap(tmp_path / "t.pcap", dns_exchange(1.0))
+    sink = LogFolderSink(tmp_path / "out", "json")
+    result = run_zeek(str(fake_zeek), [str(trace)], sink, AnalyzeOptions(), json_logs=True)
+    sink.close()
+    assert result.rows == {"conn": 1}
+    (conn,) = rows(tmp_path / "out/conn.log")
+    assert conn["ts"] == 1.5 and conn["id.orig_p"] == 53 and conn["proto"] == "udp"
 
 
 def test_engine_auto_picks_zeek_when_configured(
