@@ -1,0 +1,204 @@
+"""Throughput of ``wirestream analyze`` (built-in engine) beside dpkt merely decoding headers.
+
+For each trace it runs, each in a fresh child process (so peak memory is the run's own):
+
+  * engine   - the full built-in engine: read, decode, track, analyze, write every log;
+  * intake   - the intake alone: pcapio + Decoder (link layer, IP checks, reassembly);
+  * dpkt     - dpkt.pcap.Reader + dpkt.ethernet.Ethernet on every packet, touching the
+               Ethernet, IP and TCP/UDP headers (the baseline; decode only, no analysis).
+
+Traces: the sample ``kitchen_boss.pcap`` and a >= 200 MB trace built here by replaying the
+sample's packets with new addresses per copy (checksums patched incrementally per RFC 1624, so
+packets that were valid stay valid and offloaded bad ones stay bad) and shifted timestamps.
+
+Target: engine >= 40% of dpkt's decode-only packet rate. Prints ratios; asserts nothing.
+
+    .venv/bin/python benchmarks/bench_engine.py [--size-mb 200] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = (
+    Path(os.environ.get("WIRESTREAM_SHARED", ROOT.parent / "shared"))
+    / "samples/pcap/kitchen_boss.pcap"
+)
+
+CHILD_ENGINE = """
+import json, resource, sys, time, tempfile
+from pathlib import Path
+from wirestream.processors.analyze_cli import AnalyzeOptions, analyze_traces
+import wirestream.processors.engine.engine, wirestream.processors.engine.files
+import wirestream.processors.engine.protocols  # imports are one-off: keep them out of the rate
+with tempfile.TemporaryDirectory() as out:
+    t = time.perf_counter()
+    r = analyze_traces([sys.argv[1]], Path(out), AnalyzeOptions(), engine="builtin")
+    secs = time.perf_counter() - t
+print(json.dumps({"seconds": secs, "packets": r.packets, "bytes": r.bytes_read, "rows": r.rows,
+                  "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+CHILD_INTAKE = """
+import json, resource, sys, time
+from wirestream.processors.engine.decode import Decoder
+from wirestream.processors.engine.pcapio import CaptureStats, read_packets
+stats = CaptureStats()
+decoder = Decoder()
+decode = decoder.decode
+t = time.perf_counter()
+for p in read_packets(sys.argv[1], stats):
+    decode(p)
+secs = time.perf_counter() - t
+print(json.dumps({"seconds": secs, "packets": stats.packets, "bytes": stats.bytes_read,
+                  "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+CHILD_DPKT = """
+import json, os, resource, sys, time
+import dpkt
+t = time.perf_counter()
+n = 0
+with open(sys.argv[1], "rb") as fh:
+    for ts, buf in dpkt.pcap.Reader(fh):
+        n += 1
+        eth = dpkt.ethernet.Ethernet(buf)
+        ip = eth.data
+        if isinstance(ip, (dpkt.ip.IP, dpkt.ip6.IP6)):
+            l4 = ip.data
+            if isinstance(l4, (dpkt.tcp.TCP, dpkt.udp.UDP)):
+                l4.sport, l4.dport
+secs = time.perf_counter() - t
+print(json.dumps({"seconds": secs, "packets": n, "bytes": os.path.getsize(sys.argv[1]),
+                  "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+
+def _fold(value: int) -> int:
+    while value >> 16:
+        value = (value & 0xFFFF) + (value >> 16)
+    return value
+
+
+def _words(data: bytes) -> int:
+    return _fold(sum(struct.unpack(f"!{len(data) // 2}H", data)))
+
+
+def _patch(csum: int, old: bytes, new: bytes) -> int:
+    """RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m')."""
+    return ~_fold((~csum & 0xFFFF) + (~_words(old) & 0xFFFF) + _words(new)) & 0xFFFF
+
+
+def build_big_trace(sample: Path, target: Path, size_mb: int) -> int:
+    """Replay ``sample`` with a distinct /16 per copy until ``target`` holds ``size_mb`` MB."""
+    from wirestream.processors.engine.pcapio import read_packets
+
+    packets = list(read_packets(sample))
+    span = packets[-1].ts - packets[0].ts + 1.0
+    want = size_mb * 1024 * 1024
+    written = 0
+    with open(target, "wb") as out:
+        out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
+        copy = 0
+        while written < want:
+            copy += 1
+            prefix = bytes([10 + copy // 250, copy % 250])
+            for p in packets:
+                frame = bytearray(p.data)
+                if len(frame) >= 34 and frame[12:14] == b"\x08\x00" and frame[14] >> 4 == 4:
+                    ihl = (frame[14] & 0x0F) * 4
+                    old = bytes(frame[26:34])
+                    new = prefix + old[2:4] + prefix + old[6:8]
+                    frame[26:34] = new
+                    ip_sum = struct.unpack_from("!H", frame, 24)[0]
+                    struct.pack_into("!H", frame, 24, _patch(ip_sum, old, new))
+                    l4 = 14 + ihl
+                    proto = frame[23]
+                    at = {6: l4 + 16, 17: l4 + 6}.get(proto)
+                    if at is not None and len(frame) >= at + 2:
+                        csum = struct.unpack_from("!H", frame, at)[0]
+                        if not (proto == 17 and csum == 0):
+                            struct.pack_into("!H", frame, at, _patch(csum, old, new))
+                ts = p.ts + copy * span
+                sec = int(ts)
+                usec = round((ts - sec) * 1e6)
+                if usec == 1_000_000:
+                    sec, usec = sec + 1, 0
+                out.write(struct.pack("<IIII", sec, usec, len(frame), p.wirelen))
+                out.write(frame)
+                written += 16 + len(frame)
+    return written
+
+
+def run_child(code: str, trace: Path) -> dict:
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(trace)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark child failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def report(name: str, trace: Path) -> None:
+    size = trace.stat().st_size / 1e6
+    print(f"\n== {name}: {trace.name} ({size:.1f} MB)")
+    results = {}
+    for label, code in (("dpkt", CHILD_DPKT), ("intake", CHILD_INTAKE), ("engine", CHILD_ENGINE)):
+        r = run_child(code, trace)
+        results[label] = r
+        pps = r["packets"] / r["seconds"]
+        mbps = r["bytes"] / 1e6 / r["seconds"]
+        print(
+            f"  {label:7s} {r['packets']:>9,} pkts {r['seconds']:8.2f} s "
+            f"{pps:>10,.0f} pkt/s {mbps:7.1f} MB/s  peak RSS {r['maxrss_kb'] / 1024:7.1f} MB"
+        )
+    base = results["dpkt"]["packets"] / results["dpkt"]["seconds"]
+    for label in ("intake", "engine"):
+        ratio = results[label]["packets"] / results[label]["seconds"] / base
+        print(
+            f"  {label} / dpkt decode-only: {ratio:6.1%}"
+            + ("  (target >= 40%)" if label == "engine" else "")
+        )
+    if "rows" in results["engine"]:
+        print(f"  engine logs: {results['engine']['rows']}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--size-mb", type=int, default=200, help="size of the built trace (MB)")
+    ap.add_argument("--keep", type=Path, help="folder to keep the built trace in")
+    ap.add_argument("--skip-big", action="store_true", help="only the sample trace")
+    a = ap.parse_args()
+    if not SAMPLE.is_file():
+        raise SystemExit(f"sample trace not found: {SAMPLE} (set WIRESTREAM_SHARED)")
+    report("sample", SAMPLE)
+    if a.skip_big:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = a.keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        big = folder / f"replayed-{a.size_mb}mb.pcap"
+        t = time.perf_counter()
+        written = build_big_trace(SAMPLE, big, a.size_mb)
+        print(f"\nbuilt {big.name}: {written / 1e6:.1f} MB in {time.perf_counter() - t:.1f} s")
+        report("replayed", big)
+
+
+if __name__ == "__main__":
+    main()
