@@ -28,11 +28,18 @@ def file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+# Exit statuses of our own children reaped by pid_alive, for error messages.
+_exit_codes: dict[int, int] = {}
+
+
 def pid_alive(pid: int) -> bool:
     """True while ``pid`` runs (a child of ours that exited is reaped, not left a zombie)."""
+    if pid in _exit_codes:
+        return False
     with contextlib.suppress(ChildProcessError, OSError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
+        done, code = os.waitpid(pid, os.WNOHANG)
         if done == pid:
+            _exit_codes[pid] = os.waitstatus_to_exitcode(code)
             return False
     try:
         os.kill(pid, 0)
@@ -50,6 +57,16 @@ def _is_zombie(pid: int) -> bool:
         return stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except (OSError, IndexError):
         return False
+
+
+def exit_description(pid: int) -> str:
+    """How a child of ours ended: 'exit code 1', 'killed by SIGKILL', or 'ended' if unknown."""
+    if pid not in _exit_codes:
+        return "ended"
+    code = _exit_codes[pid]
+    if code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    return f"exit code {code}"
 
 
 def process_cmdline(pid: int) -> str | None:

@@ -35,8 +35,10 @@ from wirestream.broker.nodeconfig import (
     storage_tool_command,
 )
 from wirestream.broker.process import (
+    exit_description,
     file_lock,
     log_tail,
+    pid_alive,
     port_in_use,
     rss_mib,
     running_pid,
@@ -205,8 +207,11 @@ def status(settings: Settings, mode: Mode = "single") -> BrokerStatus:
 # Starting
 
 
-def free_base_port(mode: Mode, *, low: int = 20000, high: int = 60000, tries: int = 200) -> int:
-    """A random base port whose whole ``mode`` port block is free now (for tests, parallel runs)."""
+def free_base_port(mode: Mode, *, low: int = 20000, high: int = 32000, tries: int = 200) -> int:
+    """A random base port whose whole ``mode`` port block is free now (for tests, parallel runs).
+
+    The range stays below Linux's ephemeral ports (32768+), which outgoing connections take.
+    """
     import random
 
     for _ in range(tries):
@@ -298,9 +303,10 @@ def _wait_ready(layout: BrokerLayout, started: dict[int, int], timeout_s: float)
         for node_id, pid in started.items():
             node = layout.node(node_id)
             if running_pid(node.pid_file, str(node.properties_file)) != pid:
+                how = exit_description(pid) if not pid_alive(pid) else "lost its pid file"
                 raise BrokerError(
-                    f"Kafka {layout.mode} node {node_id} (pid {pid}) exited while starting; "
-                    f"last lines of {node.log_file}:\n{log_tail(node.log_file)}"
+                    f"Kafka {layout.mode} node {node_id} (pid {pid}) {how} while starting; "
+                    f"last lines of {node.log_file}:\n{log_tail(node.log_file) or '(empty)'}"
                 )
         if any(tcp_answers(HOST, n.broker_port, 0.5) for n in layout.nodes):
             brokers = _metadata_brokers(layout.bootstrap)
