@@ -102,7 +102,10 @@ def _copy_dependencies(version: str, out_dir: Path, mvn: Path, java: Path) -> No
             f"-DoutputDirectory={out_dir}",
             "-DincludeScope=runtime",
         ]
-        env = {**os.environ, "JAVA_HOME": str(java.resolve().parent.parent)}
+        env = dict(os.environ)
+        jdk_home = java.resolve().parent.parent
+        if "JAVA_HOME" not in env and (jdk_home / "release").is_file():
+            env["JAVA_HOME"] = str(jdk_home)  # Maven runs on the same (checked) Java
         log.info("fetching Kafka %s jars from Maven Central: %s", version, " ".join(cmd))
         try:
             done = subprocess.run(

@@ -138,6 +138,13 @@ def _requested_layout(settings: Settings, mode: Mode) -> BrokerLayout:
     state = _read_state(state_dir(settings.home, mode))
     if state and int(state["base_port"]) != settings.kafka_port:
         flag = " --cluster" if mode == "cluster" else ""
+        running = current_layout(settings, mode)
+        if any(_node_pid(n) is not None for n in running.nodes):
+            raise BrokerError(
+                f"the {mode} broker already runs at {running.bootstrap} (port "
+                f"{state['base_port']}, not {settings.kafka_port}); stop it first with "
+                f"`wirestream kafka down{flag}`"
+            )
         raise BrokerError(
             f"the {mode} broker's data in {state_dir(settings.home, mode)} was made for port "
             f"{state['base_port']}, not {settings.kafka_port}: start it with "
@@ -268,12 +275,25 @@ def _write_configs(settings: Settings, layout: BrokerLayout) -> None:
         node.properties_file.write_text(render_properties(props, header))
 
 
+def _formatted_cluster_id(layout: BrokerLayout) -> str | None:
+    """The cluster id already written into a node's ``meta.properties`` (state file lost)."""
+    for node in layout.nodes:
+        meta = node.data_dir / "meta.properties"
+        if meta.is_file():
+            for line in meta.read_text().splitlines():
+                if line.startswith("cluster.id="):
+                    return line.split("=", 1)[1].strip()
+    return None
+
+
 def _format_storage(settings: Settings, layout: BrokerLayout, java: Path, libs: Path) -> str:
     """The cluster id, formatting every node that has no ``meta.properties`` yet."""
     state = _read_state(layout.state_dir)
     if state is None:
-        cmd = storage_tool_command(java, libs, layout.log4j2_file, "random-uuid")
-        cluster_id = _run_storage_tool(cmd, "kafka.tools.StorageTool random-uuid").strip()
+        cluster_id = _formatted_cluster_id(layout)
+        if cluster_id is None:
+            cmd = storage_tool_command(java, libs, layout.log4j2_file, "random-uuid")
+            cluster_id = _run_storage_tool(cmd, "kafka.tools.StorageTool random-uuid").strip()
         state = {
             "mode": layout.mode,
             "base_port": layout.base_port,
