@@ -263,15 +263,18 @@ class PcapProducer:
         if self._known is not None:
             self._known[md5] = details
         batches = sum(batcher.batches.values()) if batcher else 0
-        log.info(
-            "sent %s: md5 %s, %d packets in %d batches over %d partitions%s",
-            path,
-            md5,
-            info.packets,
-            batches,
-            nparts,
-            f" (error: {error})" if error else "",
-        )
+        if details.status == FAILED:
+            log.warning("not sent %s (md5 %s): %s", path, md5, error)
+        else:
+            log.info(
+                "sent %s: md5 %s, %d packets in %d batches over %d partitions%s",
+                path,
+                md5,
+                info.packets,
+                batches,
+                nparts,
+                f" (error: {error})" if error else "",
+            )
         return SendResult(
             str(path),
             md5,

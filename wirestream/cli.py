@@ -84,5 +84,11 @@ for _verb, _target in {
     "kafka": "wirestream.broker.cli:kafka",
     "topics": "wirestream.admin:topics",
     "analyze": "wirestream.processors.analyze_cli:analyze",
+    "send": "wirestream.processors.pipeline_cli:send_command",
+    "process": "wirestream.processors.pipeline_cli:process_command",
+    "run": "wirestream.processors.pipeline_cli:run_command",
+    "status": "wirestream.processors.pipeline_cli:status_command",
+    "files": "wirestream.processors.pipeline_cli:files_command",
+    "stats": "wirestream.processors.pipeline_cli:stats_command",
 }.items():
     register(_verb, _target)
