@@ -330,7 +330,7 @@ def status_command(ctx: click.Context, group: str | None, as_json: bool) -> None
     )
     for p, row in lag.items():
         click.echo(
-            f"  pcap partition {p}: committed {row["committed"]}, end {row["end"]}, lag {row["lag"]} offsets (transaction markers count)"
+            f"  pcap partition {p}: committed {row['committed']}, end {row['end']}, lag {row['lag']} offsets (transaction markers count)"
         )
     click.echo(f"{len(captures)} captures:")
     for md5, d in sorted(captures.items(), key=lambda kv: kv[1].sent_at or 0):
