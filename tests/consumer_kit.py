@@ -10,7 +10,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from confluent_kafka import KafkaError, TopicPartition
-from wirestream.processors.service import create_topics
 from wirestream.schemas.avro import AvroSchema, avro_schema, bundled_avro_schema
 from wirestream.schemas.codec import SchemaLookup, decode, encode_many, wire_schema
 from wirestream.schemas.headers import headers_for
@@ -18,6 +17,7 @@ from wirestream.schemas.store import SchemaStore
 from wirestream.schemas.zeek_types import LogSchema, zeek_log_schemas
 
 from wirestream import topics
+from wirestream.admin import ensure_topics
 from wirestream.config import Settings
 from wirestream.kafka import make_admin, make_consumer, make_producer
 
@@ -67,7 +67,7 @@ def conn_v7_schema() -> AvroSchema:
 
 
 def create_log_topic(settings: Settings, log: str = "conn") -> str:
-    create_topics(settings, [topics.log_topic_spec(log, settings)])
+    ensure_topics(settings, [topics.log_topic_spec(log, settings)])
     return topics.log_topic(log, settings)
 
 

@@ -7,6 +7,7 @@ import random
 
 import pandas as pd
 import pytest
+from confluent_kafka import TopicPartition
 from consumer_kit import (
     T0,
     brute_force,
@@ -16,10 +17,23 @@ from consumer_kit import (
     fresh_settings,
     produce,
 )
-from wirestream.consumers import BrokerUnreachableError, UnknownLogError, read, tail
+from wirestream.consumers import (
+    BrokerUnreachableError,
+    CaptureNotFoundError,
+    UnknownLogError,
+    details,
+    frames,
+    read,
+    tail,
+)
 from wirestream.consumers.errors import WindowSpecError
+from wirestream.processors.capture_details import CaptureDetails
 from wirestream.schemas.avro import bundled_avro_schema
 from wirestream.schemas.store import SchemaCache, SchemaStore
+
+from wirestream import topics
+from wirestream.admin import ensure_topics
+from wirestream.kafka import make_consumer, make_producer
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(180)]
 
@@ -146,3 +160,39 @@ def test_unknown_log_and_unreachable_broker_say_so_briefly(fresh, settings) -> N
     with pytest.raises(BrokerUnreachableError, match="127.0.0.1:1 is unreachable") as info:
         read("conn", settings=dead)
     assert info.value._render_traceback_() == [f"BrokerUnreachableError: {info.value}"]
+
+
+def test_frames_and_details_of_one_capture(fresh) -> None:
+    a = [conn_record(i, T0 + i) for i in range(0, 40, 2)]
+    b = [conn_record(i, T0 + i) for i in range(1, 40, 2)]
+    interleaved = sorted(a + b, key=lambda r: r["ts"])
+    md5_a, md5_b = "a" * 32, "b" * 32
+    produce(fresh, [r for r in interleaved if r in a], capture=md5_a, partition_of=lambda r: 0)
+    produce(fresh, [r for r in interleaved if r in b], capture=md5_b, partition_of=lambda r: 0)
+    produce(fresh, [conn_record(99, T0 + 99)], capture=md5_a, partition_of=lambda r: 1)
+    topic = topics.log_topic("conn", fresh)
+    probe = make_consumer(fresh, "probe")
+    high0 = probe.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1]
+    probe.close()
+    captures = topics.system_topic(topics.CAPTURES_TOPIC, fresh)
+    ensure_topics(fresh, [s for s in topics.system_topic_specs(fresh) if s.name == captures])
+    info = CaptureDetails(
+        md5=md5_a,
+        name="a.pcap",
+        sensor="test",
+        send_id="s1",
+        status="ok",
+        logs={
+            "conn": {"topic": topic, "records": 21, "offsets": {"0": [0, high0 - 1], "1": [0, 0]}}
+        },
+    )
+    producer = make_producer(fresh)
+    producer.produce(captures, key=md5_a.encode(), value=info.to_bytes())
+    assert producer.flush(30) == 0
+
+    assert details("a.pcap", settings=fresh).md5 == md5_a
+    got = frames("a.pcap", settings=fresh)
+    assert set(got) == {"conn"}
+    assert set(got["conn"]["uid"]) == {r["uid"] for r in a} | {conn_record(99, 0)["uid"]}
+    with pytest.raises(CaptureNotFoundError, match="no capture 'nope.pcap'.*a.pcap"):
+        frames("nope.pcap", settings=fresh)
