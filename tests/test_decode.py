@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pktbuild as pb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from wirestream.processors.engine.api import Packet
 from wirestream.processors.engine.checksum import (
     datagram_checksum_ok,
@@ -219,3 +221,13 @@ def test_80211_management_frames_and_truncation() -> None:
     assert dg is None and weirds == []
     dg, weirds, _ = decode(b"\x08\x01" + b"\0" * 10, pb.DLT_IEEE802_11)
     assert weirds == ["truncated_802_11_header"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=0, max_size=5000))
+def test_checksum_matches_reference_sum_at_any_size(data: bytes) -> None:
+    # Small and large inputs take different code paths (int.from_bytes vs numpy word sums).
+    assert internet_checksum(data) == pb.inet_checksum(data)
+    stamped = data + internet_checksum(data + b"\0" * (len(data) % 2)).to_bytes(2, "big")
+    if len(data) % 2 == 0 and any(stamped):
+        assert ones_sum_ok(stamped)

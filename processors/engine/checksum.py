@@ -20,17 +20,34 @@ PROTO_ICMP, PROTO_TCP, PROTO_UDP, PROTO_ICMPV6 = 1, 6, 17, 58
 _MOD = 0xFFFF
 
 
-def _value(data: bytes) -> int:
-    value = int.from_bytes(data, "big")
-    return value << 8 if len(data) & 1 else value
+# Above this size CPython's big-int modulo gets slow (super-linear): sum words with numpy instead.
+_LARGE = 2048
+_np = None
+
+
+def _sum_mod(data: bytes) -> tuple[int, bool]:
+    """(the 16-bit big-endian word sum of ``data`` mod 0xFFFF, whether any byte is non-zero)."""
+    if len(data) < _LARGE:
+        value = int.from_bytes(data, "big")
+        if len(data) & 1:
+            value <<= 8
+        return value % _MOD, value != 0
+    global _np
+    if _np is None:
+        import numpy
+
+        _np = numpy
+    if len(data) & 1:
+        data += b"\0"
+    total = int(_np.frombuffer(data, ">u2").sum(dtype=_np.uint64))
+    return total % _MOD, total != 0
 
 
 def ones_sum(data: bytes) -> int:
     """RFC 1071 ones'-complement sum of ``data`` (odd length padded with a zero byte)."""
-    value = _value(data)
-    if value == 0:
+    rest, nonzero = _sum_mod(data)
+    if not nonzero:
         return 0
-    rest = value % _MOD
     return rest if rest else _MOD
 
 
@@ -41,8 +58,8 @@ def internet_checksum(data: bytes) -> int:
 
 def ones_sum_ok(data: bytes) -> bool:
     """True if ``data`` (checksum field included) verifies: its sum is 0xFFFF."""
-    value = _value(data)
-    return value != 0 and value % _MOD == 0
+    rest, nonzero = _sum_mod(data)
+    return nonzero and rest == 0
 
 
 def pseudo_header_sum(src: bytes, dst: bytes, proto: int, length: int) -> int:
@@ -52,8 +69,9 @@ def pseudo_header_sum(src: bytes, dst: bytes, proto: int, length: int) -> int:
 
 def transport_ok(src: bytes, dst: bytes, proto: int, segment: bytes) -> bool:
     """Verify a complete TCP/UDP/ICMPv6 segment against its pseudo-header (packed addresses)."""
-    total = pseudo_header_sum(src, dst, proto, len(segment)) + _value(segment) % _MOD
-    return total % _MOD == 0 and (total != 0 or any(segment))
+    rest, nonzero = _sum_mod(segment)
+    total = pseudo_header_sum(src, dst, proto, len(segment)) + rest
+    return total % _MOD == 0 and (total != 0 or nonzero)
 
 
 def _packed(text: str, version: int) -> bytes:
