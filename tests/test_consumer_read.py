@@ -4,6 +4,7 @@ change mid-topic, schemas fetched from the schemas topic, corrupt messages, read
 from __future__ import annotations
 
 import random
+import uuid
 
 import pandas as pd
 import pytest
@@ -196,3 +197,21 @@ def test_frames_and_details_of_one_capture(fresh) -> None:
     assert set(got["conn"]["uid"]) == {r["uid"] for r in a} | {conn_record(99, 0)["uid"]}
     with pytest.raises(CaptureNotFoundError, match="no capture 'nope.pcap'.*a.pcap"):
         frames("nope.pcap", settings=fresh)
+
+
+def test_topics_view_shows_records_span_and_group_lag(fresh) -> None:
+    from wirestream.consumers import TopicsView, windows
+
+    produce(fresh, [conn_record(i, T0 + i) for i in range(60)])
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    with windows("conn", every="10s", group=group, settings=fresh, output="polars") as stream:
+        for _s, _e, _f in stream:
+            break  # one window handed out and committed; the rest is lag
+    view = TopicsView(fresh)
+    row = view.to_frame().set_index("log").loc["conn"]
+    assert row["partitions"] == 3 and row["records"] == 60
+    assert row["first_ts"] == pd.Timestamp(T0, unit="s", tz="UTC")
+    assert row["last_ts"] == pd.Timestamp(T0 + 59, unit="s", tz="UTC")
+    assert 0 < row["lag"][group] < 60
+    page = view._repr_html_()
+    assert "<table>" in page and topics.log_topic("conn", fresh) in page and group in page
