@@ -54,6 +54,11 @@ def ensure_pipeline_topics(settings: Settings) -> None:
     "--interval", default=2.0, show_default=True, help="Seconds between folder scans (--watch)."
 )
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar per file.")
+@click.option(
+    "--zeek-logs",
+    is_flag=True,
+    help="The paths are Zeek log files (TSV/JSON) to publish record by record; with --watch, follow every *.log there.",
+)
 @click.pass_context
 def send_command(
     ctx: click.Context,
@@ -63,6 +68,7 @@ def send_command(
     watch: Path | None,
     interval: float,
     progress: bool,
+    zeek_logs: bool,
 ) -> None:
     """Publish pcap/pcapng files (folders are searched) on the pcap topic for the processors."""
     from wirestream.producers.pcap_producer import send_captures, watch_folder
@@ -71,6 +77,9 @@ def send_command(
         raise click.UsageError("name capture files or folders, or --watch a folder")
     settings = _settings(ctx)
     ensure_pipeline_topics(settings)
+    if zeek_logs:
+        _send_zeek_logs(settings, paths, sensor, watch)
+        return
     failed = 0
     if paths:
         for r in send_captures(settings, paths, sensor=sensor, force=force, progress=progress):
@@ -83,6 +92,25 @@ def send_command(
         watch_folder(settings, watch, sensor=sensor, interval=interval, stop=stop.is_set)
     if failed:
         sys.exit(1)
+
+
+def _send_zeek_logs(
+    settings: Settings, paths: tuple[Path, ...], sensor: str | None, watch: Path | None
+) -> None:
+    from wirestream.producers.zeek_tailer import ZeekLogTailer
+
+    tailer = ZeekLogTailer(settings, sensor)
+    files = [q for p in paths for q in (sorted(p.glob("*.log")) if p.is_dir() else [p])]
+    for path in files:
+        r = tailer.tail(path)
+        click.echo(
+            f"{r.records:>9} records {r.dead_letters:>5} dead letters  {path}"
+            + (f": {r.error}" if r.error else "")
+        )
+    if watch is not None:
+        stop = threading.Event()
+        _on_signals(stop.set)
+        tailer.tail_folder(watch, stop=stop.is_set)
 
 
 # --- process ------------------------------------------------------------------------------------

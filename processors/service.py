@@ -85,6 +85,10 @@ class LogEncoder:
             schema = avro_schema(log_schema_from_json(log_name, record))
         return self._use(log_name, schema)
 
+    def use_schema(self, log_name: str, schema: AvroSchema) -> str:
+        """Encode this log with ``schema`` from now on (e.g. the columns a log file declares)."""
+        return self._use(log_name, schema)[1]
+
     def _use(self, log_name: str, schema: AvroSchema) -> tuple[AvroSchema, str]:
         fp = fingerprint(schema)
         if fp not in self._published and self.publish_schema is not None:

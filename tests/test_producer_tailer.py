@@ -1,0 +1,96 @@
+"""The Zeek log tailer: records onto zeek.<log>, malformed lines to the dead-letter topic."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from confluent_kafka import KafkaError, TopicPartition
+from test_pipeline_support import private_settings
+from test_processor import read_log
+from wirestream.producers.zeek_tailer import ZeekLogTailer
+
+from wirestream import topics
+from wirestream.kafka import make_consumer
+
+pytestmark = [pytest.mark.broker]
+
+
+@pytest.fixture
+def pipeline_settings(settings):
+    """Settings with a private topic namespace on the real broker."""
+    return private_settings(settings)
+
+
+def _dead_letters(settings) -> list[dict]:
+    topic = topics.system_topic(topics.DEAD_LETTER_TOPIC, settings)
+    consumer = make_consumer(settings, uuid.uuid4().hex, **{"enable.partition.eof": True})
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    out = []
+    while True:
+        msg = consumer.poll(5)
+        assert msg is not None
+        if msg.error():
+            assert msg.error().code() == KafkaError._PARTITION_EOF
+            break
+        out.append(json.loads(msg.value()))
+    consumer.close()
+    return out
+
+
+@pytest.mark.timeout(120)
+def test_tailer_publishes_records_and_dead_letters_bad_lines(
+    shared: Path, tmp_path: Path, pipeline_settings
+) -> None:
+    source = (
+        (shared / "samples" / "zeek-logs" / "tsv-2014" / "conn.log")
+        .read_text()
+        .splitlines(keepends=True)
+    )
+    body = [line for line in source if not line.startswith("#close")]
+    data_lines = [line for line in body if not line.startswith("#")]
+    bad = "1379288668.0\tonly-three\tfields\n"
+    path = tmp_path / "conn.log"
+    path.write_text("".join(body[:12]) + bad + "".join(body[12:]))
+    result = ZeekLogTailer(pipeline_settings, sensor="tap").tail(path)
+    assert result.log == "conn"
+    assert result.records == len(data_lines) and result.dead_letters == 1
+    rows = read_log(pipeline_settings, "conn")
+    assert len(rows) == len(data_lines)
+    assert {r[3]["sensor"] for r in rows} == {"tap"}
+    assert all(r[1] == r[4]["uid"].encode() for r in rows)
+    (letter,) = _dead_letters(pipeline_settings)
+    assert letter["line"] == 13 and "fields" in letter["reason"] and letter["text"] == bad.strip()
+
+
+@pytest.mark.timeout(120)
+def test_tailer_follows_a_growing_log(shared: Path, tmp_path: Path, pipeline_settings) -> None:
+    lines = (
+        (shared / "samples" / "zeek-logs" / "tsv-2014" / "dns.log")
+        .read_text()
+        .splitlines(keepends=True)
+    )
+    header = [line for line in lines if line.startswith("#") and not line.startswith("#close")]
+    data = [line for line in lines if not line.startswith("#")]
+    path = tmp_path / "dns.log"
+    path.write_text("".join(header) + data[0])
+    stop = threading.Event()
+    tailer = ZeekLogTailer(pipeline_settings)
+    out = {}
+    thread = threading.Thread(
+        target=lambda: out.update(r=tailer.tail(path, follow=True, stop=stop.is_set))
+    )
+    thread.start()
+    time.sleep(2)
+    with path.open("a") as f:
+        for line in data[1:]:
+            f.write(line)
+    time.sleep(2)
+    stop.set()
+    thread.join(30)
+    assert out["r"].records == len(data)
+    assert len(read_log(pipeline_settings, "dns")) == len(data)
