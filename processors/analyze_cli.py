@@ -275,7 +275,8 @@ def analyze_traces(
     "--engine",
     type=click.Choice(["auto", "builtin", "zeek"]),
     default=None,
-    help="auto (default: zeek if installed, else builtin), builtin, or zeek.",
+    help="auto (default: zeek if installed, else builtin), builtin, or zeek (runs a real Zeek "
+    "binary; that path is untested against real Zeek, which was not installable here).",
 )
 @click.option(
     "--local-nets",
@@ -342,7 +343,7 @@ def analyze_command(
         raise AnalyzeError(str(exc)) from exc
     rows = ", ".join(f"{name} {n}" for name, n in result.rows.items()) or "no logs"
     click.echo(
-        f"{result.engine}: {result.packets} packets in {result.seconds:.2f}s "
+        f"{result.engine}: {result.packets} packets in {result.seconds:.3f}s "
         f"({result.packets_per_second:,.0f} pkt/s); {rows}",
         err=True,
     )
