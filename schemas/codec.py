@@ -7,23 +7,24 @@ Two framings of the same Avro binary body:
 - Confluent: ``00`` + 4-byte big-endian Schema Registry id + body, for Kafka Connect / ksqlDB.
 
 Records convert to Avro values by per-schema functions generated once (a dict literal per
-record, no per-field loop): ``time`` float seconds <-> ``long`` micros via ``round(x * 1e6)`` and
-``x / 1e6`` (exact for the microsecond values Zeek writes); dotted Zeek names <-> Avro names.
+record, no per-field loop): ``time`` float seconds <-> ``long`` micros (:func:`_ticks`, and
+``us / 1000000``); dotted Zeek names <-> Avro names.
 fastavro parses schemas with logical types removed, because we convert times ourselves and
 fastavro would otherwise build a ``datetime`` per value. Times are exact for every microsecond
-value with ``|t| < 2**52`` microseconds (up to the year 2112).
+value up to the year 2242 (sub-microsecond digits, which Zeek's JSON can carry, are rounded).
 
 Zeek strings are bytes; bytes that are not UTF-8 ride in the record's ``str`` as lone surrogates
 (``surrogateescape``), which Avro strings (UTF-8) cannot hold. Such a byte ``b`` is written as the
 code point ``U+F0000 + b``, Zeek's own ``STRING_ESCAPE_POLICY_PUA``, and mapped back on decode.
-Only strings that really hold such bytes pay for it: encoding retries after a UnicodeEncodeError,
-decoding looks for the PUA bytes in the message first. (Text that already holds U+F0080..U+F00FF
-would come back as bytes: Zeek's policy has the same corner.)
+Text that really holds U+F0080..U+F00FF is written as the PUA code points of its UTF-8 bytes, so
+the mapping stays reversible. Only records holding such text pay for it: encoding retries when
+fastavro refuses a string or the body shows PUA bytes; decoding looks for them in the message.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,17 +41,39 @@ CONFLUENT_HEADER = 5
 Record = dict[str, Any]
 
 # Avro logical time type -> units per second (as source text for the generated converters).
-_TIME_SCALE = {"timestamp-micros": "1e6", "timestamp-millis": "1e3"}
+_TIME_SCALE = {"timestamp-micros": "1000000", "timestamp-millis": "1000"}
 
 
-_SURROGATE = re.compile("[\udc80-\udcff]")
-_PUA = re.compile("[\U000f0080-\U000f00ff]")
+def _ticks(seconds: float, per_second: int) -> int:
+    """Whole ticks (micros) of float seconds, exact for decimal micros up to year 2242.
+
+    Splitting off the whole seconds first keeps the product small: ``round(x * 1e6)`` alone
+    is off by one for some microsecond values past 2**51 us (year 2041).
+    """
+    whole = math.floor(seconds)
+    return int(whole) * per_second + round((seconds - whole) * per_second)
+
+
+_ESCAPED = re.compile("[\udc80-\udcff\U000f0080-\U000f00ff]")
+_PUA = re.compile("[\U000f0080-\U000f00ff]+")
 _PUA_UTF8 = (b"\xf3\xb0\x82", b"\xf3\xb0\x83")  # UTF-8 lead bytes of U+F0080..U+F00FF
+
+
+def _pua_of(match: re.Match[str]) -> str:
+    cp = ord(match.group())
+    if cp <= 0xDCFF:  # a non-UTF-8 byte (surrogateescape) -> its PUA code point
+        return chr(0xF0000 + cp - 0xDC00)
+    return "".join(chr(0xF0000 + b) for b in match.group().encode())  # genuine PUA: its bytes
+
+
+def _bytes_of(match: re.Match[str]) -> str:
+    raw = bytes(ord(c) - 0xF0000 for c in match.group())
+    return raw.decode("utf-8", "surrogateescape")  # genuine PUA chars reassemble here
 
 
 def _to_pua(value: Any) -> Any:
     if isinstance(value, str):
-        return _SURROGATE.sub(lambda m: chr(0xF0000 + ord(m.group()) - 0xDC00), value)
+        return _ESCAPED.sub(_pua_of, value)
     if isinstance(value, list):
         return [_to_pua(v) for v in value]
     return value
@@ -58,7 +81,7 @@ def _to_pua(value: Any) -> Any:
 
 def _from_pua(value: Any) -> Any:
     if isinstance(value, str):
-        return _PUA.sub(lambda m: chr(0xDC00 + ord(m.group()) - 0xF0000), value)
+        return _PUA.sub(_bytes_of, value)
     if isinstance(value, list):
         return [_from_pua(v) for v in value]
     return value
@@ -78,7 +101,7 @@ class FieldView:
 
     avro_name: str
     zeek_name: str
-    time_scale: str | None  # "1e6" for timestamp-micros (scalar or array items), else None
+    time_scale: str | None  # "1000000" for timestamp-micros (scalar or array items), else None
     is_array: bool
 
 
@@ -142,7 +165,7 @@ def field_views(schema: AvroSchema) -> tuple[FieldView, ...]:
 
 
 def _compile(name: str, body: str) -> Any:
-    namespace: dict[str, Any] = {}
+    namespace: dict[str, Any] = {"_ticks": _ticks}
     exec(body, namespace)  # generated from field names quoted with repr(): no injection
     return namespace[name]
 
@@ -155,9 +178,9 @@ def _to_avro_source(views: Sequence[FieldView]) -> str:
             items.append(f"{view.avro_name!r}: {get}")
             continue
         conv = (
-            f"[round(x * {view.time_scale}) for x in v{i}]"
+            f"[_ticks(x, {view.time_scale}) for x in v{i}]"
             if view.is_array
-            else f"round(v{i} * {view.time_scale})"
+            else f"_ticks(v{i}, {view.time_scale})"
         )
         items.append(f"{view.avro_name!r}: None if (v{i} := {get}) is None else {conv}")
     return "def to_avro(r):\n    g = r.get\n    return {" + ", ".join(items) + "}\n"
@@ -199,11 +222,27 @@ def _wire_schema_of_json(text: str) -> WireSchema:
     )
 
 
+# id(schema dict) -> (the dict, its WireSchema): the dict is held so its id stays unique.
+_BY_IDENTITY: dict[int, tuple[AvroSchema, WireSchema]] = {}
+_BY_IDENTITY_MAX = 4096
+
+
 def wire_schema(schema: AvroSchema | WireSchema) -> WireSchema:
-    """The prepared form of a schema (cached by schema text; pass it around to skip the lookup)."""
+    """The prepared form of a schema, cached (schemas are treated as immutable once used).
+
+    The same dict object is found by identity (~0.1 us); an equal new dict by its text (~100 us
+    to serialize), so callers encoding one record at a time may pass the dict they keep.
+    """
     if isinstance(schema, WireSchema):
         return schema
-    return _wire_schema_of_json(schema_json(schema))
+    held = _BY_IDENTITY.get(id(schema))
+    if held is not None and held[0] is schema:
+        return held[1]
+    ws = _wire_schema_of_json(schema_json(schema))
+    if len(_BY_IDENTITY) >= _BY_IDENTITY_MAX:
+        _BY_IDENTITY.clear()
+    _BY_IDENTITY[id(schema)] = (schema, ws)
+    return ws
 
 
 def _unknown_columns(record: Mapping[str, Any], ws: WireSchema) -> CodecError:
@@ -230,7 +269,10 @@ def _write_body(buf: io.BytesIO, record: Mapping[str, Any], ws: WireSchema) -> N
     try:
         datum = ws.to_avro(record)
         schemaless_writer(buf, ws.parsed, datum)
-    except UnicodeEncodeError:  # non-UTF-8 bytes from the log: Zeek's PUA mapping
+        written = buf.getvalue()
+        if written.find(_PUA_UTF8[0], start) >= 0 or written.find(_PUA_UTF8[1], start) >= 0:
+            raise UnicodeEncodeError("utf-8", "", 0, 0, "PUA text must be escaped")
+    except UnicodeEncodeError:  # non-UTF-8 bytes (or PUA text) from the log: Zeek's PUA mapping
         buf.seek(start)
         buf.truncate()
         try:

@@ -174,7 +174,8 @@ def test_headers():
 
 zeek_text = st.one_of(st.text(), st.binary().map(lambda b: b.decode("utf-8", "surrogateescape")))
 SCALAR_VALUES = {
-    "time": st.integers(-(2**52) + 1, 2**52 - 1).map(lambda us: us / 1e6),
+    # any microsecond time up to the year 2242 (2**33 s) comes back exactly
+    "time": st.integers(-(2**33) * 10**6, 2**33 * 10**6).map(lambda us: us / 1e6),
     "interval": st.floats(allow_nan=False),
     "double": st.floats(allow_nan=False),
     "count": st.integers(0, 2**63 - 1),
@@ -211,6 +212,11 @@ def test_arbitrary_values_round_trip(record):
 def test_batches_round_trip(batch):
     store = SchemaCache([ALL_SCHEMA])
     assert decode_many(encode_many(batch, ALL_SCHEMA), store) == batch
+
+
+def test_times_far_out_are_exact():
+    for us in (4365105201908789, 2**33 * 10**6 - 1, -(2**33) * 10**6 + 1, 1):
+        assert decode_body(encode_body({"ts": us / 1e6}, CONN), CONN)["ts"] == us / 1e6
 
 
 def test_nan_and_infinities():
