@@ -133,3 +133,17 @@ def test_every_shared_trace_reads_like_dpkt(shared) -> None:
         with open(path, "rb") as fh:
             theirs = [(round(ts, 6), bytes(buf)) for ts, buf in dpkt.pcap.Reader(fh)]
         assert ours == theirs, path.name
+
+
+def test_kuznetzov_modified_pcap_records() -> None:
+    header = struct.pack("<IHHiIII", 0xA1B2CD34, 2, 4, 0, 0, 65535, DLT_EN10MB)
+    record = struct.pack("<IIII", 5, 250000, len(FRAME), len(FRAME)) + b"\0" * 8 + FRAME
+    packets = list(read_packets(io.BytesIO(header + record + record)))
+    assert [(p.ts, p.data) for p in packets] == [(5.25, FRAME), (5.25, FRAME)]
+
+
+def test_huge_header_snaplen_does_not_lift_the_record_bound() -> None:
+    data = bytearray(pcap_bytes([(1.0, FRAME)], snaplen=0xFFFFFFFF))
+    data[24 + 8 : 24 + 12] = struct.pack("<I", 50_000_000)
+    with pytest.raises(CaptureError, match="exceeds the maximum"):
+        list(read_packets(io.BytesIO(bytes(data))))

@@ -25,6 +25,8 @@ MAX_BLOCK = 16 * 1024 * 1024  # pcapng blocks: options can be long, but not this
 
 PCAP_MAGIC_US = 0xA1B2C3D4
 PCAP_MAGIC_NS = 0xA1B23C4D
+PCAP_MAGIC_KUZNETZOV = 0xA1B2CD34  # patched Linux libpcap: 8 more bytes per record header
+PCAP_MAGICS = (PCAP_MAGIC_US, PCAP_MAGIC_NS, PCAP_MAGIC_KUZNETZOV)
 PCAPNG_SHB = 0x0A0D0D0A
 PCAPNG_BOM = 0x1A2B3C4D
 BLOCK_IDB, BLOCK_PB, BLOCK_SPB, BLOCK_EPB = 1, 2, 3, 6
@@ -95,10 +97,7 @@ def read_packets(
         if magic_le == PCAPNG_SHB:
             stats.format = "pcapng"
             yield from _pcapng(stream, head, stats, name)
-        elif magic_le in (PCAP_MAGIC_US, PCAP_MAGIC_NS) or struct.unpack(">I", head)[0] in (
-            PCAP_MAGIC_US,
-            PCAP_MAGIC_NS,
-        ):
+        elif magic_le in PCAP_MAGICS or struct.unpack(">I", head)[0] in PCAP_MAGICS:
             stats.format = "pcap"
             yield from _pcap(stream, head, stats, name)
         else:
@@ -124,29 +123,32 @@ def _read_exact(stream: BinaryIO, n: int, stats: CaptureStats, name: str, what: 
 
 
 def _pcap(stream: BinaryIO, magic: bytes, stats: CaptureStats, name: str) -> Iterator[Packet]:
-    order = "<" if struct.unpack("<I", magic)[0] in (PCAP_MAGIC_US, PCAP_MAGIC_NS) else ">"
-    units = 1_000_000_000 if struct.unpack(order + "I", magic)[0] == PCAP_MAGIC_NS else 1_000_000
+    order = "<" if struct.unpack("<I", magic)[0] in PCAP_MAGICS else ">"
+    kind = struct.unpack(order + "I", magic)[0]
+    units = 1_000_000_000 if kind == PCAP_MAGIC_NS else 1_000_000
+    header_len = 24 if kind == PCAP_MAGIC_KUZNETZOV else 16
     rest = _read_exact(stream, 20, stats, name, "pcap file header")
     if not rest:
         raise CaptureError(f"{name}: truncated pcap file header")
-    _major, _minor, _zone, _sigfigs, snaplen, linktype = struct.unpack(order + "HHiIII", rest)
+    _major, _minor, _zone, _sigfigs, _snaplen, linktype = struct.unpack(order + "HHiIII", rest)
     # Upper 16 bits of the link-type field carry FCS info (pcap spec); the DLT is the low 16.
     linktype &= 0xFFFF
-    limit = max(snaplen, MAX_SNAPLEN)
+    # libpcap's bound, whatever the (possibly corrupt) header's snaplen says.
+    limit = MAX_SNAPLEN
     record = struct.Struct(order + "IIII")
     read = stream.read
     ns = units != 1_000_000
     counts = stats.linktypes
     while True:
-        header = read(16)
-        if len(header) != 16:
+        header = read(header_len)
+        if len(header) != header_len:
             if header:
                 raise CaptureError(
-                    f"{name}: truncated capture at byte {stats.bytes_read}: record header needs 16 "
-                    f"bytes, only {len(header)} left (after {stats.packets} packets)"
+                    f"{name}: truncated capture at byte {stats.bytes_read}: record header needs "
+                    f"{header_len} bytes, only {len(header)} left (after {stats.packets} packets)"
                 )
             return
-        sec, frac, caplen, wirelen = record.unpack(header)
+        sec, frac, caplen, wirelen = record.unpack_from(header)
         if caplen > limit:
             raise CaptureError(
                 f"{name}: corrupt record at byte {stats.bytes_read}: captured length {caplen} "
@@ -158,7 +160,7 @@ def _pcap(stream: BinaryIO, magic: bytes, stats: CaptureStats, name: str) -> Ite
                 f"{name}: truncated capture at byte {stats.bytes_read}: packet needs {caplen} "
                 f"bytes, only {len(data)} left (after {stats.packets} packets)"
             )
-        stats.bytes_read += 16 + caplen
+        stats.bytes_read += header_len + caplen
         stats.packets += 1
         counts[linktype] = counts.get(linktype, 0) + 1
         ts = sec + ((frac // 1000) if ns else frac) / 1e6
