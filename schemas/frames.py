@@ -25,6 +25,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -109,8 +110,12 @@ def _finite_or_none(v: Any) -> float | None:
 
 def seconds_to_micros(seconds: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """Float seconds -> int64 microseconds, rounded (inf/nan become null)."""
-    seconds = pc.if_else(pc.is_finite(seconds), seconds, pa.scalar(None, pa.float64()))
-    return pc.round(pc.multiply(seconds, 1e6)).cast(pa.int64())
+    micros = pc.round(pc.multiply(seconds, 1e6))
+    try:
+        return micros.cast(pa.int64())
+    except pa.ArrowInvalid:  # inf or nan somewhere: those become null
+        finite = pc.if_else(pc.is_finite(micros), micros, pa.scalar(None, pa.float64()))
+        return finite.cast(pa.int64())
 
 
 def scalar_arrow(values: list[Any], scalar: str) -> pa.Array:
@@ -142,6 +147,23 @@ def column_arrow(values: list[Any], ztype: ZeekType) -> pa.Array:
 # --- Arrow -> pandas -------------------------------------------------------------------------
 
 
+def _sorted_categorical(array: pa.ChunkedArray) -> pd.Categorical:
+    """Dictionary-encode in Arrow, with categories sorted so equal data gives equal frames."""
+    encoded = array.combine_chunks().dictionary_encode()
+    dictionary = encoded.dictionary
+    order = pc.array_sort_indices(dictionary).to_numpy()
+    rank = np.empty(len(order), dtype=np.int32)
+    rank[order] = np.arange(len(order), dtype=np.int32)
+    indices = encoded.indices
+    codes = np.full(len(indices), -1, dtype=np.int32)
+    if len(order):
+        codes = rank[indices.fill_null(0).to_numpy()]
+        if indices.null_count:
+            codes[indices.is_null().to_numpy(zero_copy_only=False)] = -1
+    categories = pd.Index(dictionary.take(pa.array(order, pa.int64())).to_pylist(), dtype="str")
+    return pd.Categorical.from_codes(codes, categories=categories)
+
+
 def series_from_arrow(array: pa.Array | pa.ChunkedArray, ztype: ZeekType, name: str) -> pd.Series:
     """Finish one column: Arrow array of :func:`arrow_type` -> Series of :func:`pandas_dtype`."""
     if isinstance(array, pa.Array):
@@ -149,15 +171,7 @@ def series_from_arrow(array: pa.Array | pa.ChunkedArray, ztype: ZeekType, name: 
     if ztype.is_container:
         return pd.Series(pd.arrays.ArrowExtensionArray(array), name=name, copy=False)
     if is_category(ztype, name):
-        series = array.dictionary_encode().to_pandas()
-        categories = pd.Index(sorted(series.cat.categories), dtype="str")
-        series = (
-            series.cat.set_categories(categories)
-            if len(categories)
-            else series.astype(pd.CategoricalDtype(categories))
-        )
-        series.name = name
-        return series
+        return pd.Series(_sorted_categorical(array), name=name, copy=False)
     scalar = ztype.scalar
     if scalar in TEXT_TYPES:
         return pd.Series(pd.arrays.ArrowStringArray(array), name=name, copy=False)

@@ -17,6 +17,8 @@ from typing import Any
 import pandas as pd
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 from wirestream.schemas.frames import frame_from_arrays, frame_from_records, seconds_to_micros
 from wirestream.schemas.zeek_types import LogSchema, ZeekType
 from wirestream.schemas.zeeklog.errors import ZeekLogError, ZeekLogTruncatedError
@@ -109,19 +111,20 @@ def _read_bytes(path: Path) -> tuple[bytes, BaseException | None]:
     return data, None
 
 
-def _split_header(data: bytes, prefix: bytes) -> tuple[int, bytes]:
-    """Offset where data rows start, and the body with the trailing meta lines (``#close``) cut."""
+def _body_bounds(data: bytes, prefix: bytes) -> tuple[int, int]:
+    """Byte range of the data rows: after the leading meta lines, before the trailing ones."""
     start = 0
     while data.startswith(prefix, start):
-        start = data.index(b"\n", start) + 1 if b"\n" in data[start:] else len(data)
+        newline = data.find(b"\n", start)
+        start = len(data) if newline < 0 else newline + 1
     end = len(data)
-    while True:
-        cut = data.rfind(b"\n", start, end - 1) + 1 if end > start else start
-        if end > start and data.startswith(prefix, max(cut, start)) and cut >= start:
-            end = cut
-            continue
-        break
-    return start, data[start:end]
+    while end > start:
+        line_start = data.rfind(b"\n", start, end - 1) + 1
+        line_start = max(line_start, start)
+        if not data.startswith(prefix, line_start):
+            break
+        end = line_start
+    return start, end
 
 
 def _read_fast(path: Path, schema: LogSchema | None, strict: bool) -> pd.DataFrame:
@@ -134,28 +137,38 @@ def _read_fast(path: Path, schema: LogSchema | None, strict: bool) -> pd.DataFra
         raise _NotFast("multi-byte separator")
     data, broken = _read_bytes(path)
     prefix = dialect.meta_prefix.encode()
-    _, body = _split_header(data, prefix)
-    sep = dialect.separator.encode()
-    if body and not body.endswith(b"\n"):
-        body += b"\n"
-    rows = body.count(b"\n")
-    width = len(header.fields)
-    if b"\n" + prefix in body or body.count(sep) != rows * (width - 1) or b"\r" in body:
-        raise _NotFast("lines that do not fit the header")
+    start, end = _body_bounds(data, prefix)
+    if data.find(b"\r", start, end) >= 0:
+        raise _NotFast("carriage return inside the data")
+    if len(header.fields) < 3 and data.find(b"\n" + prefix, start, end) >= 0:
+        raise _NotFast("meta lines inside the data")
     close = _close_value(data, prefix, dialect)
-    if rows == 0:
+    line_count = data.count(b"\n") if broken is not None else 0
+    if end == start:
         frame = frame_from_records([], header.schema)
+        rows = 0
     else:
         try:
-            frame = _convert(_split_columns(body, header), header)
+            table = _split_columns(pa.py_buffer(data).slice(start, end - start), header)
+            del data  # the table holds its own copy; keep the peak down
+            frame = _convert(table, header)
         except (pl.exceptions.PolarsError, ValueError, pa.ArrowInvalid) as exc:
-            raise _NotFast(f"value that does not parse: {exc}") from exc
+            raise _NotFast(f"line or value that does not fit: {str(exc)[:200]}") from exc
+        rows = table.num_rows
+        first = table.column(0)
+        if (
+            pa.types.is_string(first.type)
+            and pc.any(pc.starts_with(first, dialect.meta_prefix)).as_py()
+        ):
+            # Meta lines mid-file (a second header, ``#close`` then more rows): the exact reader
+            # knows them. (With 3+ columns they cannot parse as a row unless the first is text.)
+            raise _NotFast("meta lines inside the data")
     header.close = close
     error = None
     if broken is not None:
         error = ZeekLogTruncatedError(
             f"{path.name}: stream broke off after {rows} data rows: {broken}",
-            line_number=data.count(b"\n"),
+            line_number=line_count,
             rows_read=rows,
         )
         log.warning("%s", error)
@@ -172,97 +185,136 @@ def _close_value(data: bytes, prefix: bytes, dialect: TsvDialect) -> str | None:
     return line[1:] if line[:1] in (dialect.separator, " ") else line
 
 
-def _split_columns(body: bytes, header: ZeekLogHeader) -> pl.DataFrame:
-    frame = pl.read_csv(
+_CSV_TYPES = {"count": pa.uint64(), "int": pa.int64(), "port": pa.uint16(), "bool": pa.bool_()}
+
+
+def _csv_type(ztype: ZeekType) -> pa.DataType:
+    """What the CSV engine parses a column into: numbers and bools directly, the rest as text."""
+    if ztype.is_container:
+        return pa.string()
+    if ztype.scalar in ("time", "interval"):
+        return pa.float64()
+    return _CSV_TYPES.get(ztype.scalar, pa.string())
+
+
+def _split_columns(body: pa.Buffer, header: ZeekLogHeader) -> pa.Table:
+    """Arrow's CSV reader: tab-split, no quoting; a line with the wrong field count is an error."""
+    dialect = header.dialect
+    return pacsv.read_csv(
         body,
-        has_header=False,
-        separator=header.dialect.separator,
-        quote_char=None,
-        new_columns=list(header.fields),
-        schema_overrides=dict.fromkeys(header.fields, pl.String),
-        null_values=[header.dialect.unset_field],
-        empty_string_is_null=False,
-        infer_schema=False,
+        read_options=pacsv.ReadOptions(column_names=list(header.fields)),
+        parse_options=pacsv.ParseOptions(
+            delimiter=dialect.separator,
+            quote_char=False,
+            escape_char=False,
+            double_quote=False,
+            ignore_empty_lines=False,
+        ),
+        convert_options=pacsv.ConvertOptions(
+            column_types={
+                n: _csv_type(t) for n, t in zip(header.fields, header.types, strict=True)
+            },
+            null_values=[dialect.unset_field],
+            strings_can_be_null=True,
+            true_values=["T", "1"],
+            false_values=["F", "0"],
+        ),
     )
-    if frame.width != len(header.fields):
-        raise ValueError("column count differs from the header")
-    return frame
 
 
 def _unescape_text(value: str) -> str:
     return display_text(unescape_field(value))
 
 
-def _text_expr(col: pl.Expr, empty: str) -> pl.Expr:
-    """String-like values: ``(empty)`` -> "", escapes undone (Python only where a backslash is)."""
-    undone = col.map_elements(_unescape_text, return_dtype=pl.String, skip_nulls=True)
-    return (
-        pl.when(col == empty)
-        .then(pl.lit(""))
-        .when(col.str.contains("\\", literal=True))
-        .then(undone)
-        .otherwise(col)
-    )
+def _fix_text(column: pa.ChunkedArray, empty: str) -> pa.ChunkedArray:
+    """``(empty)`` -> "" and escapes undone, touching only the values that need it."""
+    is_empty = pc.equal(column, empty)
+    if pc.any(is_empty).as_py():
+        column = pc.if_else(is_empty, "", column)
+    escaped = pc.fill_null(pc.match_substring(column, "\\"), False)
+    if pc.any(escaped).as_py():
+        values = pc.filter(column, escaped).to_pylist()
+        column = pc.replace_with_mask(
+            _one_chunk(column),
+            _one_chunk(escaped),
+            pa.array([_unescape_text(v) for v in values], pa.string()),
+        )
+    return column
 
 
-def _double_expr(col: pl.Expr) -> pl.Expr:
+def _one_chunk(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+
+
+def _fix_double(column: pa.ChunkedArray) -> pa.ChunkedArray:
     """As ``tsv._double``: "-0.0" is a tiny negative, a bare integer is 1e-8 off it."""
-    value = col.cast(pl.Float64, strict=True)
-    bare = col.str.contains(r"^-?[0-9]+$")
-    sign = pl.when(col.str.starts_with("-")).then(pl.lit(-1.0)).otherwise(pl.lit(1.0))
-    return (
-        pl.when(col == "-0.0")
-        .then(pl.lit(-5e-324))
-        .when(bare)
-        .then(value + sign * 1e-8)
-        .otherwise(value)
-    )
+    value = pc.cast(column, pa.float64())
+    bare = pc.fill_null(pc.match_substring_regex(column, r"^-?[0-9]+$"), False)
+    if pc.any(bare).as_py():
+        sign = pc.if_else(pc.starts_with(column, "-"), -1e-8, 1e-8)
+        value = pc.if_else(bare, pc.add(value, sign), value)
+    tiny = pc.fill_null(pc.equal(column, "-0.0"), False)
+    if pc.any(tiny).as_py():
+        value = pc.if_else(tiny, -5e-324, value)
+    return value
 
 
-def _scalar_expr(col: pl.Expr, scalar: str, dialect: TsvDialect, element: bool) -> pl.Expr:
-    if element:
-        col = pl.when(col == dialect.unset_field).then(pl.lit(None, pl.String)).otherwise(col)
-    if scalar in TEXT_SCALARS or scalar in ("addr", "subnet"):
-        return _text_expr(col, dialect.empty_field) if scalar in TEXT_SCALARS else col
+def _scalar_expr(col: pl.Expr, scalar: str, dialect: TsvDialect) -> pl.Expr:
+    """One container element: unset marker -> null, then as the scalar columns."""
+    col = pl.when(col == dialect.unset_field).then(pl.lit(None, pl.String)).otherwise(col)
+    if scalar in TEXT_SCALARS:
+        undone = col.map_elements(_unescape_text, return_dtype=pl.String, skip_nulls=True)
+        return (
+            pl.when(col == dialect.empty_field)
+            .then(pl.lit(""))
+            .when(col.str.contains("\\", literal=True))
+            .then(undone)
+            .otherwise(col)
+        )
     if scalar in _INT_TYPES:
         return col.cast(_INT_TYPES[scalar], strict=True)
-    if scalar == "double":
-        return _double_expr(col)
-    if scalar in ("time", "interval"):
+    if scalar in ("double", "time", "interval"):
         return col.cast(pl.Float64, strict=True)
     if scalar == "bool":
         return col.replace_strict(_BOOLS, return_dtype=pl.Boolean)
-    raise ValueError(f"no fast conversion for {scalar}")
+    return col  # addr, subnet
 
 
-def _column_expr(name: str, ztype: ZeekType, dialect: TsvDialect) -> pl.Expr:
-    col = pl.col(name)
-    if not ztype.is_container:
-        return _scalar_expr(col, ztype.scalar, dialect, element=False).alias(name)
+def _split_container(
+    column: pa.ChunkedArray, ztype: ZeekType, dialect: TsvDialect
+) -> pa.ChunkedArray:
+    """``a,b`` -> list, ``(empty)`` -> [], elements converted (polars list expressions)."""
+    col = pl.col("v")
     parts = col.str.split(dialect.set_separator).list.eval(
-        _scalar_expr(pl.element(), ztype.scalar, dialect, element=True)
+        _scalar_expr(pl.element(), ztype.scalar, dialect)
     )
-    return (
-        pl.when(col == dialect.empty_field)
-        .then(parts.list.slice(0, 0))
-        .otherwise(parts)
-        .alias(name)
-    )
+    expr = pl.when(col == dialect.empty_field).then(parts.list.slice(0, 0)).otherwise(parts)
+    frame = pl.from_arrow(pa.table({"v": column})).select(expr.alias("v"))
+    return frame.to_arrow().column("v")
 
 
-def _convert(raw: pl.DataFrame, header: ZeekLogHeader) -> pd.DataFrame:
+def _convert(table: pa.Table, header: ZeekLogHeader) -> pd.DataFrame:
     dialect = header.dialect
-    converted = raw.select(
-        [_column_expr(n, t, dialect) for n, t in zip(header.fields, header.types, strict=True)]
-    )
-    table = converted.to_arrow()
     arrays: dict[str, pa.ChunkedArray] = {}
     for name, ztype in zip(header.fields, header.types, strict=True):
         column = table.column(name)
-        if ztype.scalar in ("time", "interval"):
+        scalar = ztype.scalar
+        if ztype.is_container:
+            column = _split_container(column, ztype, dialect)
+            if scalar in ("time", "interval"):
+                column = _seconds_column(column, ztype)
+            elif pa.types.is_large_list(column.type) or column.type != pa.list_(
+                column.type.value_type
+            ):
+                column = column.cast(pa.list_(column.type.value_type))
+            if scalar in TEXT_SCALARS or scalar in ("addr", "subnet"):
+                column = column.cast(pa.list_(pa.string()))
+        elif scalar in ("time", "interval"):
             column = _seconds_column(column, ztype)
-        elif ztype.scalar in TEXT_SCALARS or ztype.scalar in ("addr", "subnet"):
-            column = _plain_strings(column)
+        elif scalar == "double":
+            column = _fix_double(column)
+        elif scalar in TEXT_SCALARS:
+            column = _fix_text(column, dialect.empty_field)
         arrays[name] = column
     return frame_from_arrays(arrays, header.schema)
 
@@ -276,10 +328,3 @@ def _seconds_column(column: pa.ChunkedArray, ztype: ZeekType) -> pa.ChunkedArray
         values = seconds_to_micros(chunk.flatten()).cast(target)
         chunks.append(pa.ListArray.from_arrays(chunk.offsets, values, mask=chunk.is_null()))
     return pa.chunked_array(chunks, type=pa.list_(target))
-
-
-def _plain_strings(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """polars hands over ``string_view``/``large_string``; frames use plain ``string``."""
-    if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
-        return column.cast(pa.list_(pa.string()))
-    return column.cast(pa.string())
