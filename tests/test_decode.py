@@ -231,3 +231,45 @@ def test_checksum_matches_reference_sum_at_any_size(data: bytes) -> None:
     stamped = data + internet_checksum(data + b"\0" * (len(data) % 2)).to_bytes(2, "big")
     if len(data) % 2 == 0 and any(stamped):
         assert ones_sum_ok(stamped)
+
+
+LINKTYPES = [0, 1, 9, 12, 101, 105, 113, 127, 147, 228, 229, 239, 276]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200), st.sampled_from(LINKTYPES), st.integers(0, 400))
+def test_decoder_never_raises_on_garbage(frame: bytes, linktype: int, extra: int) -> None:
+    decoder = Decoder(CollectingWeirds())
+    decoder.decode(Packet(0.0, frame, linktype, len(frame) + extra))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_decoder_never_raises_on_mutated_real_frames(data) -> None:
+    base = data.draw(
+        st.sampled_from(
+            [
+                pb.tcp4_frame(payload=b"GET / HTTP/1.1\r\n\r\n", vlans=(5, 6)),
+                pb.ether(
+                    pb.ipv6(
+                        pb.ipv6_ext(17, b"\xc9\x10" + b"\1" * 16) + pb.udp(1, 2, b"x"),
+                        next_header=60,
+                    ),
+                    pb.ETH_IPV6,
+                ),
+                pb.ether(pb.fragment_ipv4(pb.udp(1, 2, b"y" * 100), [48, 60], proto=17)[0]),
+                pb.ether(
+                    pb.fragment_ipv6(pb.udp(1, 2, b"z" * 100), [48, 60], next_header=17)[1],
+                    pb.ETH_IPV6,
+                ),
+                pb.ether(pb.mpls(pb.pppoe_session(b""), [1]), pb.ETH_MPLS),
+            ]
+        )
+    )
+    frame = bytearray(base)
+    for _ in range(data.draw(st.integers(1, 6))):
+        frame[data.draw(st.integers(0, len(frame) - 1))] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(frame)))
+    decoder = Decoder(CollectingWeirds())
+    for _ in range(2):  # twice: fragments meet their own duplicate
+        decoder.decode(Packet(0.0, bytes(frame[:cut]), pb.DLT_EN10MB, len(frame)))
