@@ -6,6 +6,8 @@ import io
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pktbuild import DLT_EN10MB, DLT_RAW, pcap_bytes, pcapng_bytes, udp4_frame
 from wirestream.processors.engine.pcapio import CaptureError, CaptureStats, read_packets
 
@@ -147,3 +149,25 @@ def test_huge_header_snaplen_does_not_lift_the_record_bound() -> None:
     data[24 + 8 : 24 + 12] = struct.pack("<I", 50_000_000)
     with pytest.raises(CaptureError, match="exceeds the maximum"):
         list(read_packets(io.BytesIO(bytes(data))))
+
+
+_GOOD = [
+    pcap_bytes([(1.0, FRAME), (2.0, FRAME)]),
+    pcap_bytes([(1.0, FRAME)], big_endian=True, nanosecond=True),
+    pcapng_bytes([(DLT_EN10MB, None), (DLT_RAW, 9)], [(0, 1.0, FRAME), (1, 2.0, FRAME[14:])]),
+    pcapng_bytes([(DLT_EN10MB, 6)], [(0, 1.0, FRAME)], big_endian=True, simple=True),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_corrupt_captures_raise_capture_error_only(data) -> None:
+    blob = bytearray(data.draw(st.sampled_from(_GOOD)))
+    for _ in range(data.draw(st.integers(1, 4))):
+        blob[data.draw(st.integers(0, len(blob) - 1))] = data.draw(st.integers(0, 255))
+    blob = blob[: data.draw(st.integers(0, len(blob)))]
+    try:
+        for packet in read_packets(io.BytesIO(bytes(blob))):
+            assert len(packet.data) <= 262_144
+    except CaptureError:
+        pass
