@@ -40,6 +40,7 @@ from pathlib import Path
 from wirestream.processors.analyze_cli import AnalyzeOptions, analyze_traces
 import wirestream.processors.engine.engine, wirestream.processors.engine.files
 import wirestream.processors.engine.protocols  # imports are one-off: keep them out of the rate
+import numpy  # checksum.py loads it lazily for large segments
 with tempfile.TemporaryDirectory() as out:
     t = time.perf_counter()
     r = analyze_traces([sys.argv[1]], Path(out), AnalyzeOptions(), engine="builtin")
@@ -155,7 +156,10 @@ def run_child(code: str, trace: Path) -> dict:
 
 def report(name: str, trace: Path) -> None:
     size = trace.stat().st_size / 1e6
-    print(f"\n== {name}: {trace.name} ({size:.1f} MB)")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(
+        f"\n== {name}: {trace.name} ({size:.1f} MB); load average {load} on {os.cpu_count()} CPUs"
+    )
     results = {}
     for label, code in (("dpkt", CHILD_DPKT), ("intake", CHILD_INTAKE), ("engine", CHILD_ENGINE)):
         r = run_child(code, trace)
