@@ -144,36 +144,23 @@ def log_schema_from_header(log: str, fields: Sequence[str], types: Sequence[str]
     )
 
 
-def _json_value_type(name: str, value: Any) -> ZeekType:
-    """Zeek type of one JSON value; JSON cannot tell time from double, so ``ts``-named is time."""
-    if isinstance(value, list):
-        inner = next((v for v in value if v is not None), "")
-        return ZeekType(_json_value_type(name, inner).scalar, "vector")
-    if isinstance(value, bool):
-        return ZeekType("bool")
-    if isinstance(value, int):
-        return ZeekType("int")
-    if isinstance(value, float):
-        is_time = name == "ts" or name.endswith(("_ts", ".ts"))
-        return ZeekType("time" if is_time else "double")
-    return ZeekType("string")
-
-
 def log_schema_from_json(
     log: str, record: Mapping[str, Any], known: Mapping[str, LogSchema] | None = None
 ) -> LogSchema:
     """Columns for a JSON log record: the known log's columns, then any extra keys, typed by value.
 
     Zeek's JSON omits unset columns, so for a known log every known column is kept (whether this
-    record has it or not) and only keys the known schema lacks are inferred, in record order.
+    record has it or not) and only keys the known schema lacks are typed, in record order, by
+    the JSON reader's inference (known Zeek column names first, then the value).
     For an unknown log the record's keys are all there is.
     """
     from wirestream.schemas.zeek_types import zeek_log_schemas
+    from wirestream.schemas.zeeklog.json_lines import infer_type
 
     base = (known if known is not None else zeek_log_schemas()).get(log)
     columns = list(base.columns) if base else []
     have = {c.name for c in columns}
-    columns += [Column(k, _json_value_type(k, v)) for k, v in record.items() if k not in have]
+    columns += [Column(k, infer_type(k, [v])) for k, v in record.items() if k not in have]
     return LogSchema(log, tuple(columns))
 
 

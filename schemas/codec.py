@@ -71,19 +71,21 @@ def _bytes_of(match: re.Match[str]) -> str:
     return raw.decode("utf-8", "surrogateescape")  # genuine PUA chars reassemble here
 
 
-def _to_pua(value: Any) -> Any:
+def pua_escape(value: Any) -> Any:
+    """A str (or list of str) with non-UTF-8 bytes as Zeek's PUA code points (Avro-safe)."""
     if isinstance(value, str):
         return _ESCAPED.sub(_pua_of, value)
     if isinstance(value, list):
-        return [_to_pua(v) for v in value]
+        return [pua_escape(v) for v in value]
     return value
 
 
-def _from_pua(value: Any) -> Any:
+def pua_unescape(value: Any) -> Any:
+    """Inverse of :func:`pua_escape`: for any reader that gets Avro strings without this codec."""
     if isinstance(value, str):
         return _PUA.sub(_bytes_of, value)
     if isinstance(value, list):
-        return [_from_pua(v) for v in value]
+        return [pua_unescape(v) for v in value]
     return value
 
 
@@ -256,7 +258,7 @@ def _explain(record: Mapping[str, Any], ws: WireSchema, exc: Exception) -> Codec
         value = record.get(view.zeek_name)
         try:
             datum = ws.to_avro({view.zeek_name: value})
-            schemaless_writer(io.BytesIO(), ws.parsed, {k: _to_pua(v) for k, v in datum.items()})
+            schemaless_writer(io.BytesIO(), ws.parsed, {k: pua_escape(v) for k, v in datum.items()})
         except Exception:  # noqa: BLE001 - any rejection pinpoints the column
             return CodecError(f"{ws.log}: column {view.zeek_name!r} cannot hold {value!r}")
     return CodecError(f"{ws.log}: cannot encode record: {exc}")
@@ -276,7 +278,7 @@ def _write_body(buf: io.BytesIO, record: Mapping[str, Any], ws: WireSchema) -> N
         buf.seek(start)
         buf.truncate()
         try:
-            schemaless_writer(buf, ws.parsed, {k: _to_pua(v) for k, v in datum.items()})
+            schemaless_writer(buf, ws.parsed, {k: pua_escape(v) for k, v in datum.items()})
         except (ValueError, TypeError, OverflowError) as exc:
             raise _explain(record, ws, exc) from exc
     except (ValueError, TypeError, OverflowError) as exc:
@@ -354,7 +356,7 @@ def _read(message: bytes, offset: int, writer: WireSchema, reader: WireSchema | 
         datum = schemaless_reader(fo, writer.parsed, reader.parsed)
         target = reader
     if _PUA_UTF8[0] in message or _PUA_UTF8[1] in message:
-        datum = {k: _from_pua(v) for k, v in datum.items()}
+        datum = {k: pua_unescape(v) for k, v in datum.items()}
     return target.from_avro(datum)
 
 

@@ -203,7 +203,7 @@ def test_json_record_of_known_log_keeps_known_columns_and_adds_extras():
     known = zeek_log_schemas()["conn"]
     assert derived.columns[: len(known.columns)] == known.columns
     extra = {c.name: str(c.type) for c in derived.columns[len(known.columns) :]}
-    assert extra == {"site_score": "double", "site_tags": "vector[string]", "site_n": "int"}
+    assert extra == {"site_score": "double", "site_tags": "vector[string]", "site_n": "count"}
 
 
 def test_json_record_of_unknown_log():
