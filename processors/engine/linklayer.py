@@ -204,7 +204,10 @@ def _ethernet(data: bytes, offset: int, res: LinkResult) -> LinkResult:
     res.l2_src = data[offset + 6 : offset + 12]
     ethertype = (data[offset + 12] << 8) | data[offset + 13]
     if ethertype <= 1500:
-        return _not_ip(ethertype=ethertype)  # 802.3 length field: LLC/SNAP/IPX, never IP here
+        # 802.3 length field: LLC/SNAP/raw IPX. Zeek's default scripts decode none of them.
+        if len(data) - offset <= 16:
+            return _not_ip("truncated_ethernet_frame", "ETHERNET")
+        return _not_ip(ethertype=ethertype)
     return _by_ethertype(data, offset + 14, ethertype, res)
 
 
