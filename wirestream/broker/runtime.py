@@ -354,6 +354,10 @@ def _start_nodes(
     started: dict[int, int] = {}
     for node in nodes:
         cmd = java_command(java, libs, layout.log4j2_file, node, layout.mode)
+        with node.log_file.open("a") as out:  # marks where this start's output begins
+            out.write(
+                f"==== wirestream: starting {layout.mode} node {node.node_id}: {' '.join(cmd)}\n"
+            )
         pid = spawn_detached(cmd, node.log_file, node.directory)
         node.pid_file.write_text(f"{pid}\n")
         started[node.node_id] = pid
