@@ -21,6 +21,7 @@ from wirestream.processors.engine.ip import (
     PROTO_MOBILITY,
     PROTO_NONE,
     FragmentReassembler,
+    IPv6Chain,
     addr_text,
     walk_ipv6_chain,
 )
@@ -270,7 +271,15 @@ class Decoder:
             link,
         )
 
-    def _fragment6(self, pkt, off, avail, total, chain, link) -> IPDatagram | None:  # noqa: ANN001
+    def _fragment6(
+        self,
+        pkt: Packet,
+        off: int,
+        avail: int,
+        total: int,
+        chain: IPv6Chain,
+        link: LinkResult | None,
+    ) -> IPDatagram | None:
         data = pkt.data
         self.stats.fragments += 1
         if avail < total:
