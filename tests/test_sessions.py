@@ -121,3 +121,43 @@ def test_live_state_is_bounded_by_timeouts(engine: Engine, sink: ListSink) -> No
     assert engine.stats.max_live <= 61
     engine.finish()
     assert len(sink.rows("conn")) == 200
+
+
+def test_other_ip_protocols_become_unknown_transport_connections(
+    engine: Engine, sink: ListSink
+) -> None:
+    engine.ip(datagram(1.0, "10.0.0.1", "10.0.0.2", 89, b"o" * 40))  # OSPF
+    engine.ip(datagram(2.0, "10.0.0.2", "10.0.0.1", 89, b"o" * 40))
+    engine.ip(datagram(2.0, "10.0.0.2", "10.0.0.1", 2, b"i" * 8))  # IGMP: events only in Zeek
+    engine.finish()
+    c = only_conn(sink)
+    assert (c["proto"], c["id.orig_p"], c["id.resp_p"], c["ip_proto"]) == (
+        "unknown_transport",
+        0,
+        0,
+        89,
+    )
+    assert (c["conn_state"], c["history"], c["orig_pkts"], c["resp_pkts"]) == ("OTH", None, 1, 1)
+
+
+def test_weird_suppression_follows_zeeks_rules() -> None:
+    from wirestream.processors.engine.weird import WeirdLog
+
+    out: list = []
+    w = WeirdLog(out.append)
+    cid = ("10.0.0.1", 1, "10.0.0.2", 2)
+    w.conn_weird("data_before_established", 1.0, "C1", cid)
+    w.conn_weird("data_before_established", 2.0, "C1", cid)  # same conn within 10 min: dropped
+    w.conn_weird("data_before_established", 700.0, "C1", cid)  # after 10 min: logged again
+    w.conn_weird("spontaneous_FIN", 1.0, "C1", cid)  # ignored by default
+    w.conn_weird("bad_TCP_checksum", 1.0, "C1", cid)
+    w.conn_weird("bad_TCP_checksum", 1.0, "C2", ("10.0.0.1", 5, "10.0.0.3", 6))  # once per orig
+    w.net_weird("truncated_IP", 3.0, "IP")
+    assert [(r["name"], r["ts"]) for r in out] == [
+        ("data_before_established", 1.0),
+        ("data_before_established", 700.0),
+        ("bad_TCP_checksum", 1.0),
+        ("truncated_IP", 3.0),
+    ]
+    assert out[-1]["uid"] is None and out[-1]["id.orig_h"] is None and out[-1]["source"] == "IP"
+    assert out[0]["peer"] == "zeek" and out[0]["notice"] is False

@@ -32,7 +32,22 @@ UDP_INACTIVITY_TIMEOUT = 60.0
 ICMP_INACTIVITY_TIMEOUT = 60.0
 
 _UDP = struct.Struct("!HHHH")
+UNKNOWN_IP_INACTIVITY_TIMEOUT = 60.0
+# IP protocols that never become connections: IGMP (events only), IP-in-IP, IPv6-in-IP, GRE.
+_NOT_A_SESSION = frozenset({2, 4, 41, 47})
 _BROADCAST = "255.255.255.255"
+
+
+class UnknownIpSession:
+    """Zeek's UnknownIPSessionAdapter: no sizes, no history, only packet counts."""
+
+    __slots__ = ()
+
+    def flip(self) -> None:
+        """Nothing direction-specific to swap."""
+
+    def sizes(self) -> tuple[int, int]:
+        return 0, 0
 
 
 class EngineStats:
@@ -115,6 +130,8 @@ class Engine:
             self._udp(dg)
         elif proto in (1, 58):
             self._icmp(dg)
+        elif proto not in _NOT_A_SESSION:
+            self._unknown_transport(dg)
 
     @staticmethod
     def _wire_payload_len(dg: IPDatagram) -> int:
@@ -145,9 +162,12 @@ class Engine:
         elif dg.proto == 17:
             conn.adapter = UdpSession(conn)
             conn.set_inactivity_timeout(self.udp_inactivity_timeout)
-        else:
+        elif dg.proto in (1, 58):
             conn.adapter = IcmpSession(conn)
             conn.set_inactivity_timeout(self.icmp_inactivity_timeout)
+        else:
+            conn.adapter = UnknownIpSession()
+            conn.set_inactivity_timeout(UNKNOWN_IP_INACTIVITY_TIMEOUT)
         if flip and conn.resp_h != _BROADCAST:
             conn.flip_roles()
         stack = _tunnel_stack(dg)
@@ -301,6 +321,19 @@ class Engine:
         conn.adapter.message(is_orig, wire_len - 8)
         if len(payload) >= wire_len:
             conn.count_packet(is_orig, dg.ip_len)
+
+    # -- other IP protocols ---------------------------------------------------------------
+    def _unknown_transport(self, dg: IPDatagram) -> None:
+        """Zeek 7+'s UnknownIPTransport: one connection per address pair and protocol, ports 0."""
+        key = ConnKey.make(dg.src, 0, dg.dst, 0, dg.proto)
+        conn = self.connections.get(key)
+        if conn is None:
+            conn = self._new_connection(key, dg, 0, 0, False)
+        else:
+            self._check_encapsulation(conn, dg)
+        is_orig = dg.src == conn.orig_h
+        conn.last_time = dg.ts
+        conn.count_packet(is_orig, dg.ip_len)
 
     # -- end of input -----------------------------------------------------------------------
     def finish(self) -> None:

@@ -74,6 +74,14 @@ class WeirdLog:
         self.enabled = enabled
         self._ignore_until: dict[tuple[str, str], float] = {}
         self._did_log_until: dict[tuple[str, str], float] = {}
+        self._prune_at = 10_000
+
+    def _prune(self, ts: float) -> None:
+        """Forget expired suppressions, as Zeek's &create_expire tables do, to bound memory."""
+        for table in (self._ignore_until, self._did_log_until):
+            for key in [k for k, until in table.items() if until <= ts]:
+                del table[key]
+        self._prune_at = max(10_000, 2 * len(self._ignore_until))
 
     def conn_weird(
         self,
@@ -121,6 +129,8 @@ class WeirdLog:
             self._did_log_until[(name, limit_id)] = ts + LIMIT_FOR
         if name not in _NO_REPEAT_FILTER:
             self._ignore_until[(name, identifier)] = ts + IGNORE_REPEATS_FOR
+            if len(self._ignore_until) > self._prune_at:
+                self._prune(ts)
         record: Record = {"ts": ts, "uid": uid}
         if conn_id is not None:
             record.update(
