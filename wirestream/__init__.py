@@ -9,6 +9,8 @@ def __getattr__(name: str):
     """Lazy top-level access to the consumer API (``wirestream.read``...), loaded on first use."""
     import importlib
 
+    if name == "read_zeek_log":  # Zeek log file -> typed DataFrame (pandas loaded on first use)
+        return importlib.import_module("wirestream.schemas.zeeklog.dataframe").read_zeek_log
     consumers = importlib.import_module("wirestream.consumers")
     if name in consumers.__all__:
         return getattr(consumers, name)

@@ -14,6 +14,16 @@ from wirestream.schemas.zeeklog.reader import ZeekLog, ZeekLogHeader, read_zeek_
 from wirestream.schemas.zeeklog.tsv import DEFAULT_DIALECT, TsvDialect, format_value, parse_value
 from wirestream.schemas.zeeklog.writer import ZeekLogWriter, format_log_timestamp
 
+
+def __getattr__(name: str):
+    """``read_zeek_log`` pulls in pandas/pyarrow: load it only when asked for."""
+    if name == "read_zeek_log":
+        from wirestream.schemas.zeeklog.dataframe import read_zeek_log
+
+        return read_zeek_log
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "DEFAULT_DIALECT",
     "JsonOptions",
@@ -28,6 +38,7 @@ __all__ = [
     "format_log_timestamp",
     "format_value",
     "parse_value",
+    "read_zeek_log",
     "read_zeek_records",
     "text_bytes",
 ]
