@@ -88,8 +88,17 @@ class Decoder:
         self.weirds.flow_weird(name=name, ts=self._ts, src=addr_text(src), dst=addr_text(dst))
 
     def _drop(self, name: str, source: str) -> None:
+        """Report a packet weird for a packet that goes no further."""
         self.stats.dropped[name] += 1
         self.weirds.net_weird(name=name, ts=self._ts, source=source)
+
+    def _cut_fragment(self, offset: int) -> bool:
+        """A fragment cut by the snaplen: Zeek reports it, drops it unless it is the first."""
+        if offset:
+            self._drop("incompletely_captured_fragment", "IP")
+            return True
+        self.weirds.net_weird(name="incompletely_captured_fragment", ts=self._ts, source="IP")
+        return False
 
     # -- decoding ------------------------------------------------------------------------------
 
@@ -233,8 +242,7 @@ class Decoder:
         self.stats.fragments += 1
         offset = (frag_word & 0x1FFF) * 8
         if avail < total:
-            self._drop("incompletely_captured_fragment", "IP")
-            if offset:
+            if self._cut_fragment(offset):
                 return None
             # Zeek analyzes a cut first fragment as if it were whole.
             payload = data[off + hdr_len : off + avail]
@@ -283,8 +291,7 @@ class Decoder:
         data = pkt.data
         self.stats.fragments += 1
         if avail < total:
-            self._drop("incompletely_captured_fragment", "IP")
-            if chain.frag_offset:
+            if self._cut_fragment(chain.frag_offset):
                 return None
             payload = data[off + chain.length : off + avail]
             return self._datagram(
