@@ -64,8 +64,6 @@ _DPD_CLIENT = re.compile(
 _DPD_SERVER = re.compile(rb"[hH][tT][tT][pP]/[0-9]")
 
 
-
-
 # ----------------------------------------------------------------------------- small parsers
 
 _TSPECIALS = set(b'()<>@,;:\\"/[]?=')
@@ -323,14 +321,13 @@ class _Entity:
         self.offset = 0
         self.instance_length = -1
         self.send_size = True
-        self.expect_100 = False
         self.offset_len = -1  # length of the Content-Range of a 206 reply
         self.file: Any = None
 
     # -- MIME_Entity::Deliver
 
     def deliver(self, data: bytes, trailing_crlf: bool) -> None:
-        if self.depth == 0 or self.msg.http_entity_rules:
+        if self.depth == 0:
             self._http_deliver(data, trailing_crlf)
         else:
             self._mime_deliver(data, trailing_crlf)
@@ -561,7 +558,8 @@ class _Entity:
 
     def submit_header(self, name: bytes, value: bytes) -> None:
         lname = name.lower()
-        if self.depth == 0 or self.msg.http_entity_rules:
+        # Entity-level headers of parts (a part's own Content-Length, encodings) are left alone.
+        if self.depth == 0:
             if lname == b"content-length":
                 token = _token(value)[0]
                 n = _atoi(token, 10) if token else None
@@ -591,8 +589,6 @@ class _Entity:
                     self.compression = "gzip"
                 if tok == b"deflate":
                     self.compression = "deflate"
-            elif lname == b"expect":
-                self.expect_100 = True
         self.msg.header(self, name, value)
 
     def _content_range(self, value: bytes) -> None:
@@ -623,7 +619,7 @@ class _Entity:
             self.content_length = length
 
     def submit_all_headers(self) -> None:
-        if self.depth > 0 and not self.msg.http_entity_rules:
+        if self.depth > 0:
             if self.parent is not None and self.parent.content_type == b"MULTIPART":
                 self.msg.lines.crlf_only = True
             return
@@ -699,8 +695,6 @@ def _b64(data: bytes) -> bytes:
 
 class _Message:
     """One HTTP request or reply (Zeek's HTTP_Message)."""
-
-    http_entity_rules = False  # child entities follow plain MIME rules
 
     def __init__(self, http: HttpAnalyzer, is_orig: bool, expect_body: int) -> None:
         self.http = http
@@ -800,6 +794,7 @@ class HttpAnalyzer:
         self.request_version = (0, 0)
         self.reply_version = (0, 0)
         self.request_method: bytes | None = None
+        self.request_uri = b""
         self.unanswered: deque[bytes] = deque()
         self.connect_request = False
         self.upgraded = False
