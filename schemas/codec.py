@@ -28,6 +28,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Protocol
 
@@ -283,6 +284,48 @@ def _write_body(buf: io.BytesIO, record: Mapping[str, Any], ws: WireSchema) -> N
             raise _explain(record, ws, exc) from exc
     except (ValueError, TypeError, OverflowError) as exc:
         raise _explain(record, ws, exc) from exc
+
+
+def _avro_text(value: Any) -> Any:
+    if isinstance(value, str):
+        return value if value.isascii() else pua_escape(value)
+    if isinstance(value, list):
+        return [_avro_text(v) for v in value]
+    return value
+
+
+def avro_datum(record: Mapping[str, Any], schema: AvroSchema | WireSchema) -> dict[str, Any]:
+    """A record as the Avro value any Avro writer takes (e.g. fastavro's container writer)."""
+    ws = wire_schema(schema)
+    if not record.keys() <= ws.zeek_names:
+        raise _unknown_columns(record, ws)
+    try:
+        datum = ws.to_avro(record)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise _explain(record, ws, exc) from exc
+    return {k: _avro_text(v) for k, v in datum.items()}
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _ticks_of(value: Any, per_second: int) -> Any:
+    """Avro libraries hand logical times as datetimes: back to exact ticks."""
+    if isinstance(value, datetime):
+        return (value - _EPOCH) // timedelta(microseconds=1_000_000 // per_second)
+    if isinstance(value, list):
+        return [_ticks_of(v, per_second) for v in value]
+    return value
+
+
+def record_of_datum(datum: Mapping[str, Any], schema: AvroSchema | WireSchema) -> Record:
+    """Inverse of :func:`avro_datum`; times may be ticks or datetimes (e.g. fastavro.reader)."""
+    ws = wire_schema(schema)
+    plain = {k: pua_unescape(v) for k, v in datum.items()}
+    for view in ws.fields:
+        if view.time_scale is not None:
+            plain[view.avro_name] = _ticks_of(plain.get(view.avro_name), int(view.time_scale))
+    return ws.from_avro(plain)
 
 
 def encode_body(record: Mapping[str, Any], schema: AvroSchema | WireSchema) -> bytes:

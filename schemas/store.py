@@ -78,23 +78,12 @@ class SchemaCache:
         return self.wire(fingerprint).schema
 
 
-def ensure_schemas_topic(settings: Settings, timeout: float = 30.0) -> str:
+def ensure_schemas_topic(settings: Settings) -> str:
     """Create the compacted schemas topic if missing (spec from ``topics``); returns its name."""
-    from confluent_kafka.admin import NewTopic
-
-    from wirestream.kafka import make_admin
+    from wirestream.admin import ensure_topics
 
     name = topics.system_topic(topics.SCHEMAS_TOPIC, settings)
-    spec = next(s for s in topics.system_topic_specs(settings) if s.name == name)
-    admin = make_admin(settings)
-    future = admin.create_topics(
-        [NewTopic(spec.name, spec.partitions, spec.replication, config=spec.config)]
-    )[name]
-    try:
-        future.result(timeout)
-    except KafkaException as exc:
-        if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-            raise
+    ensure_topics(settings, [s for s in topics.system_topic_specs(settings) if s.name == name])
     return name
 
 

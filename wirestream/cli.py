@@ -83,6 +83,8 @@ def main() -> None:
 for _verb, _target in {
     "kafka": "wirestream.broker.cli:kafka",
     "topics": "wirestream.admin:topics",
+    "schemas": "wirestream.schemas.cli:schemas",
+    "convert": "wirestream.schemas.convert_cli:convert",
     "analyze": "wirestream.processors.analyze_cli:analyze",
     "send": "wirestream.processors.pipeline_cli:send_command",
     "process": "wirestream.processors.pipeline_cli:process_command",
