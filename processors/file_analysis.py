@@ -60,6 +60,7 @@ class Assembler:
         self.partial: dict[str, list[bytes | None]] = {}
         self.sizes: dict[str, int] = {}
         self.meta: dict[str, dict[str, Any]] = {}  # sha256 -> metadata (kept for refs)
+        self.refused: set[str] = set()  # contents over MAX_FILE_BYTES: their chunks are ignored
 
     def add(self, sha256: str, value: bytes, headers: dict[str, bytes]) -> dict[str, Any] | None:
         kind = headers.get(KIND, b"").decode()
@@ -74,6 +75,8 @@ class Assembler:
         if kind != "chunk":
             log.warning("skipping chunks-topic message of kind %r", kind)
             return None
+        if sha256 in self.refused:
+            return None
         index, count = int(headers[CHUNK]), int(headers[CHUNKS])
         if not 0 <= index < count:
             log.warning("file %s: chunk %d of %d out of range", fuid, index, count)
@@ -87,6 +90,7 @@ class Assembler:
             log.warning("file %s (%s) over %d bytes; dropped", fuid, sha256, MAX_FILE_BYTES)
             self.partial.pop(sha256, None)
             self.sizes.pop(sha256, None)
+            self.refused.add(sha256)
             return None
         slots[index] = value
         if any(s is None for s in slots):
@@ -114,7 +118,7 @@ def make_app(settings: Settings, app_id: str = "wirestream-files", **conf: Any):
     import faust
 
     app = faust.App(
-        app_id,
+        settings.topic_prefix + app_id,
         broker=faust_broker(settings),
         value_serializer="raw",
         key_serializer="raw",

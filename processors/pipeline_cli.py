@@ -22,10 +22,14 @@ log = logging.getLogger(__name__)
 
 
 def _settings(ctx: click.Context, *, start_broker: bool = False) -> Settings:
+    from wirestream.broker import BrokerError
     from wirestream.cli import settings_of
     from wirestream.kafka import resolve_bootstrap
 
-    return resolve_bootstrap(settings_of(ctx), start=start_broker)
+    try:
+        return resolve_bootstrap(settings_of(ctx), start=start_broker)
+    except BrokerError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def ensure_pipeline_topics(settings: Settings) -> None:
@@ -387,7 +391,9 @@ def files_command(ctx: click.Context, web_port: int | None) -> None:
 
     settings = _settings(ctx)
     ensure_pipeline_topics(settings)
-    conf: dict[str, Any] = {"datadir": str(settings.home / "faust-files")}
+    datadir = settings.home / f"{settings.topic_prefix}faust-files"
+    datadir.mkdir(parents=True, exist_ok=True)
+    conf: dict[str, Any] = {"datadir": str(datadir)}
     if web_port:
         conf.update(web_enabled=True, web_port=web_port)
     run_faust(make_app(settings, **conf))
@@ -403,7 +409,9 @@ def stats_command(ctx: click.Context, web_port: int) -> None:
     from wirestream.processors.stats import make_app
 
     settings = _settings(ctx)
-    run_faust(make_app(settings, web_port=web_port, datadir=str(settings.home / "faust-stats")))
+    datadir = settings.home / f"{settings.topic_prefix}faust-stats"
+    datadir.mkdir(parents=True, exist_ok=True)
+    run_faust(make_app(settings, web_port=web_port, datadir=str(datadir)))
 
 
 def _on_signals(callback: Any) -> None:
