@@ -129,6 +129,9 @@ def test_non_ip_frames_are_counted_not_weird() -> None:
         ),
         (pb.ether(pb.ipv4(b"", checksum=0x1234)), None, "bad_IP_checksum"),
         (pb.ether(b"\0\x0a\x08", 0x8100), None, "truncated_VLAN_header"),
+        (pb.ether(b"\x45\0"), None, "truncated_ethernet_frame"),  # 16 bytes: Zeek's bound
+        (pb.ether(b"\0" * 40, 0x05DD), None, "undefined_ether_type"),
+        (b"\0" * 12 + b"\x89\x03" + b"\0" * 16, None, "truncated_link_header_cfp"),
         (pb.ether(b"\0\0\x01\x40", pb.ETH_MPLS), None, "truncated_link_header"),
         (pb.ether(pb.mpls(b"\x70" + b"\0" * 30, [1]), pb.ETH_MPLS), None, "no_ip_in_mpls_payload"),
         (pb.ether(pb.ipv6(b"", next_header=59), pb.ETH_IPV6), None, "ipv6_no_next"),

@@ -109,7 +109,7 @@ class Decoder:
         self._ts = pkt.ts
         data = pkt.data
         # Fast path: untagged Ethernet carrying IPv4.
-        if pkt.linktype == DLT_EN10MB and len(data) >= 14 and data[12] == 8 and data[13] == 0:
+        if pkt.linktype == DLT_EN10MB and len(data) > 16 and data[12] == 8 and data[13] == 0:
             return self._ip(pkt, 14, None)
         link = strip_link(data, pkt.linktype)
         if not link.ip_version:

@@ -193,21 +193,21 @@ def _nflog(data: bytes) -> LinkResult:
 
 def _ethernet(data: bytes, offset: int, res: LinkResult) -> LinkResult:
     n = len(data) - offset
-    if n < 14:
+    if n <= 16:  # Zeek's own bound (not 14)
         return _not_ip("truncated_ethernet_frame", "ETHERNET")
     if data[offset + 12] == 0x89 and data[offset + 13] == 0x03:
         # Cisco FabricPath: a 16-byte outer header before the classic Ethernet frame.
         if n <= 30:
-            return _not_ip("truncated_link_header", "ETHERNET")
+            return _not_ip("truncated_link_header_cfp", "ETHERNET")
         offset += 16
     res.l2_dst = data[offset : offset + 6]
     res.l2_src = data[offset + 6 : offset + 12]
     ethertype = (data[offset + 12] << 8) | data[offset + 13]
     if ethertype <= 1500:
         # 802.3 length field: LLC/SNAP/raw IPX. Zeek's default scripts decode none of them.
-        if len(data) - offset <= 16:
-            return _not_ip("truncated_ethernet_frame", "ETHERNET")
         return _not_ip(ethertype=ethertype)
+    if ethertype < 1536:
+        return _not_ip("undefined_ether_type", "ETHERNET")
     return _by_ethertype(data, offset + 14, ethertype, res)
 
 
@@ -259,14 +259,14 @@ def _mpls(data: bytes, offset: int, res: LinkResult) -> LinkResult:
     """Skip the label stack; RFC 3032 does not say what follows, so Zeek guesses IP by nibble."""
     res.mpls = True
     while True:
-        if len(data) - offset < 4:
+        if len(data) - offset <= 4:  # Zeek's bounds: more than a label, more than an IPv4 header
             return _not_ip("truncated_link_header", "MPLS")
         bottom = data[offset + 2] & 0x01
         offset += 4
         if bottom:
             break
-    if offset >= len(data):
-        return _not_ip("truncated_link_header", "MPLS")
+    if len(data) - offset <= 20:
+        return _not_ip("no_ip_in_mpls_payload", "MPLS")
     version = data[offset] >> 4
     if version == IPV4:
         res.ip_version, res.offset = IPV4, offset
