@@ -147,7 +147,7 @@ def test_extraction_is_bounded_and_named_safely() -> None:
 
 
 def test_protocol_given_mime_type_and_extra_analyzers() -> None:
-    fm, _, _ = manager()
+    fm, logs, _ = manager()
     cert = fm.new_file(
         source="SSL",
         ts=1.0,
@@ -159,6 +159,10 @@ def test_protocol_given_mime_type_and_extra_analyzers() -> None:
     rec = cert.end()
     assert rec["mime_type"] == "application/x-x509-user-cert"
     assert rec["analyzers"] == ["MD5", "SHA1", "SHA256", "X509"] and rec["md5"] is not None
+    unlogged = fm.new_file(source="SSL", ts=2.0, mime_type="application/x-x509-ca-cert", log=False)
+    unlogged.data(b"\x30\x82", 2.0)
+    assert unlogged.end()["mime_type"] == "application/x-x509-ca-cert"
+    assert [r["ts"] for _, r in logs] == [1.0]  # only the logged certificate reached files.log
 
 
 def test_finish_closes_open_files_and_double_end_is_an_error() -> None:

@@ -82,6 +82,7 @@ class FileHandle:
     extract_cutoff: bool = False
     done: bool = False
     local_orig: bool | None = None
+    log: bool = True  # False: analyzed (hashes, extraction) but kept out of files.log
 
     def set_total(self, size: int) -> None:
         """The file's full size when the protocol announces it (Content-Length ...)."""
@@ -185,11 +186,13 @@ class FileManager:
         mime_type: str | None = None,
         analyzers: Iterable[str] = (),
         on_sniff: Callable[[FileHandle, str | None], None] | None = None,
+        log: bool = True,
     ) -> FileHandle:
         """Open a file seen over ``conn_id`` (``is_orig``: the originator sends it).
 
         ``mime_type`` set by the protocol (SSL certificates) skips sniffing; ``analyzers`` adds
-        protocol-specific analyzer names (``X509``) to the configured hashes.
+        protocol-specific analyzer names (``X509``) to the configured hashes; ``log=False`` keeps
+        the file out of files.log (Zeek's default for certificates: X509::log_x509_in_files_log).
         """
         f = FileHandle(
             manager=self,
@@ -203,6 +206,7 @@ class FileManager:
             filename=filename,
             on_sniff=on_sniff,
             last_active=ts,
+            log=log,
         )
         if conn_id is not None and is_orig is not None and self.local_nets.configured:
             f.local_orig = self.local_nets.is_local(conn_id.orig_h if is_orig else conn_id.resp_h)
@@ -245,7 +249,8 @@ class FileManager:
                     meta={"extracted": name, "source": f.source, "uid": f.uid},
                 )
             )
-        self.emit("files", rec)
+        if f.log:
+            self.emit("files", rec)
         return rec
 
 
