@@ -1,0 +1,105 @@
+"""The small Confluent-compatible registry, driven by confluent-kafka's own client."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+import uuid
+
+import pytest
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from wirestream.schemas.avro import bundled_avro_schema, schema_json
+from wirestream.schemas.codec import UnknownSchemaError
+from wirestream.schemas.registry import ConfluentRegistry, subject_for
+from wirestream.schemas.registry_server import RegistryState, TopicRegistryState, serve_in_thread
+
+from wirestream.config import ConfigError, Settings
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def registry():
+    server, url = serve_in_thread(RegistryState())
+    yield url
+    server.shutdown()
+
+
+def avro(log: str) -> Schema:
+    return Schema(schema_json(bundled_avro_schema(log)), "AVRO")
+
+
+def test_register_and_look_up(registry):
+    client = SchemaRegistryClient({"url": registry})
+    conn_id = client.register_schema("zeek.conn-value", avro("conn"))
+    dns_id = client.register_schema("zeek.dns-value", avro("dns"))
+    assert conn_id != dns_id
+    # idempotent per subject; the same schema under another subject keeps its global id
+    fresh = SchemaRegistryClient({"url": registry})  # no client-side cache
+    assert fresh.register_schema("zeek.conn-value", avro("conn")) == conn_id
+    assert fresh.register_schema("other-value", avro("conn")) == conn_id
+    assert json.loads(fresh.get_schema(conn_id).schema_str) == bundled_avro_schema("conn")
+    assert fresh.get_subjects() == ["other-value", "zeek.conn-value", "zeek.dns-value"]
+    latest = fresh.get_latest_version("zeek.dns-value")
+    assert (latest.schema_id, latest.version) == (dns_id, 1)
+    # a second schema in a subject is version 2 and becomes latest
+    http_id = fresh.register_schema("zeek.dns-value", avro("http"))
+    again = SchemaRegistryClient({"url": registry}).get_latest_version("zeek.dns-value")
+    assert (again.schema_id, again.version) == (http_id, 2)
+    assert fresh.get_versions("zeek.dns-value") == [1, 2]
+
+
+def test_errors_follow_the_confluent_api(registry):
+    client = SchemaRegistryClient({"url": registry})
+    with pytest.raises(SchemaRegistryError) as missing:
+        client.get_schema(4242)
+    assert (missing.value.http_status_code, missing.value.error_code) == (404, 40403)
+    with pytest.raises(SchemaRegistryError) as no_subject:
+        client.get_latest_version("nope-value")
+    assert no_subject.value.error_code == 40401
+    with pytest.raises(SchemaRegistryError) as invalid:
+        client.register_schema("x-value", Schema('{"type": "record"}', "AVRO"))
+    assert invalid.value.error_code == 42201
+    with pytest.raises(urllib.error.HTTPError) as unknown:
+        urllib.request.urlopen(f"{registry}/nothing/here")
+    assert unknown.value.code == 404
+    with pytest.raises(UnknownSchemaError):
+        ConfluentRegistry(registry).wire_by_id(4242)
+
+
+def test_registry_client_caches_and_subjects(registry):
+    reg = ConfluentRegistry(registry)
+    conn = bundled_avro_schema("conn")
+    settings = Settings(topic_prefix="p.")
+    assert subject_for("conn", settings) == "p.zeek.conn-value"
+    schema_id = reg.register_log(conn, settings)
+    assert reg.wire_by_id(schema_id).schema == conn
+    assert ConfluentRegistry(registry).wire_by_id(schema_id).log == "conn"
+
+
+def test_missing_url_is_a_config_error():
+    with pytest.raises(ConfigError, match="Schema Registry URL"):
+        ConfluentRegistry.from_settings(Settings())
+
+
+@pytest.mark.broker
+def test_topic_backed_registry_survives_restart(settings):
+    private = settings.with_overrides(topic_prefix=f"t{uuid.uuid4().hex[:10]}.")
+    server, url = serve_in_thread(TopicRegistryState(private))
+    try:
+        client = SchemaRegistryClient({"url": url})
+        conn_id = client.register_schema("zeek.conn-value", avro("conn"))
+        dns_id = client.register_schema("zeek.dns-value", avro("dns"))
+    finally:
+        server.shutdown()
+    server, url = serve_in_thread(TopicRegistryState(private))
+    try:
+        client = SchemaRegistryClient({"url": url})
+        assert client.get_subjects() == ["zeek.conn-value", "zeek.dns-value"]
+        assert json.loads(client.get_schema(dns_id).schema_str) == bundled_avro_schema("dns")
+        assert client.register_schema("zeek.conn-value", avro("conn")) == conn_id
+        assert client.register_schema("zeek.http-value", avro("http")) == max(conn_id, dns_id) + 1
+    finally:
+        server.shutdown()
