@@ -101,6 +101,7 @@ class Engine:
         self.now = 0.0
         self.stats = EngineStats()
         self._finished = False
+        self.finishing = False
 
     # -- input ------------------------------------------------------------------------------
     def process(self, packet: Packet) -> None:
@@ -337,10 +338,13 @@ class Engine:
 
     # -- end of input -----------------------------------------------------------------------
     def finish(self) -> None:
-        """End of trace: every open connection ends, in Zeek's (sorted key) order."""
+        """End of trace, in Zeek's order: timers that fire at termination (SYN attempts, DNS
+        expiry) first, then every remaining connection sorted by its key."""
         if self._finished:
             return
         self._finished = True
+        self.finishing = True
+        self.timers.expire_all(self.now)
         for conn in sorted(self.connections.values(), key=lambda c: c.key.sort_key()):
             self.remove_connection(conn)
         self.connections.clear()

@@ -143,13 +143,16 @@ _V4_MAPPED = b"\0" * 10 + b"\xff\xff"
 
 
 class Timer:
-    __slots__ = ("when", "seq", "callback", "cancelled")
+    __slots__ = ("when", "seq", "callback", "cancelled", "do_expire")
 
-    def __init__(self, when: float, seq: int, callback: Callable[[float], None]) -> None:
+    def __init__(
+        self, when: float, seq: int, callback: Callable[[float], None], do_expire: bool
+    ) -> None:
         self.when = when
         self.seq = seq
         self.callback = callback
         self.cancelled = False
+        self.do_expire = do_expire  # also fires when the trace ends (Zeek's TimerMgr::Expire)
 
     def __lt__(self, other: Timer) -> bool:
         return (self.when, self.seq) < (other.when, other.seq)
@@ -162,9 +165,9 @@ class TimerQueue:
         self._heap: list[Timer] = []
         self._seq = 0
 
-    def add(self, when: float, callback: Callable[[float], None]) -> Timer:
+    def add(self, when: float, callback: Callable[[float], None], do_expire: bool = False) -> Timer:
         self._seq += 1
-        timer = Timer(when, self._seq, callback)
+        timer = Timer(when, self._seq, callback, do_expire)
         heapq.heappush(self._heap, timer)
         return timer
 
@@ -173,6 +176,14 @@ class TimerQueue:
         while heap and heap[0].when <= now:
             timer = heapq.heappop(heap)
             if not timer.cancelled:
+                timer.callback(now)
+
+    def expire_all(self, now: float) -> None:
+        """End of input: fire the timers marked do_expire, in time order, at ``now``."""
+        heap = self._heap
+        while heap:
+            timer = heapq.heappop(heap)
+            if timer.do_expire and not timer.cancelled:
                 timer.callback(now)
 
     def __len__(self) -> int:
@@ -408,17 +419,17 @@ class Connection:
             return None
         self.slots.append(slot)
         if spec.name == "dns" and self.transport == "udp":
-            self.engine.timers.add(self.engine.now + DNS_SESSION_TIMEOUT, self._dns_expire)
+            self.engine.timers.add(self.engine.now + DNS_SESSION_TIMEOUT, self._dns_expire, True)
         return slot
 
     def _dns_expire(self, t: float) -> None:
         """Zeek's DNS_Analyzer::ExpireTimer: UDP DNS ends after dns_session_timeout idle."""
         if not self.in_table:
             return
-        if t - self.last_time >= DNS_SESSION_TIMEOUT - 1.0:
+        if t - self.last_time >= DNS_SESSION_TIMEOUT - 1.0 or self.engine.finishing:
             self.remove()
         else:
-            self.engine.timers.add(t + DNS_SESSION_TIMEOUT, self._dns_expire)
+            self.engine.timers.add(t + DNS_SESSION_TIMEOUT, self._dns_expire, True)
 
     def _call(self, slot: AnalyzerSlot, method: str, *args: Any) -> None:
         try:

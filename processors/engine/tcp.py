@@ -474,8 +474,8 @@ class TcpSession:
     def deliver_gap(self, is_orig: bool, length: int) -> None:
         self.conn.deliver_gap(is_orig, length)
 
-    def _add_timer(self, when: float, callback) -> None:
-        self.analyzer_timers.append(self.conn.engine.timers.add(when, callback))
+    def _add_timer(self, when: float, callback, do_expire: bool = False) -> None:
+        self.analyzer_timers.append(self.conn.engine.timers.add(when, callback, do_expire))
 
     def _cancel_timers(self) -> None:
         for timer in self.analyzer_timers:
@@ -745,7 +745,7 @@ class TcpSession:
                     endpoint.set_state(SYN_ACK_SENT)
                 else:
                     endpoint.set_state(SYN_SENT)
-                self._add_timer(t + TCP_ATTEMPT_DELAY, self._attempt_timer)
+                self._add_timer(t + TCP_ATTEMPT_DELAY, self._attempt_timer, True)
             else:
                 if flags & ACK:
                     if peer.state not in (INACTIVE, PARTIAL) and not seq_between(
@@ -848,7 +848,7 @@ class TcpSession:
             endpoint.set_state(RESET)
             if not endpoint.did_close:
                 do_close = True
-            self._add_timer(t + TCP_RESET_DELAY, self._reset_timer)
+            self._add_timer(t + TCP_RESET_DELAY, self._reset_timer, True)
         return do_close, False
 
     # -- closing ----------------------------------------------------------------------------
