@@ -6,6 +6,8 @@ import io
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from wirestream.schemas.zeek_types import Column, LogSchema, parse_type
 from wirestream.schemas.zeeklog import (
     JsonOptions,
@@ -15,6 +17,7 @@ from wirestream.schemas.zeeklog import (
     format_log_timestamp,
     read_zeek_records,
 )
+from wirestream.schemas.zeeklog.tsv import field_formatter, line_formatter
 
 SCHEMA = LogSchema("test", (Column("data", parse_type("string")), Column("c", parse_type("count"))))
 
@@ -77,3 +80,46 @@ def test_errors():
     writer.close()
     with pytest.raises(ZeekLogError):
         writer.write({"data": "x"})
+
+
+LINE_TYPES = [
+    "string",
+    "count",
+    "int",
+    "port",
+    "time",
+    "interval",
+    "bool",
+    "double",
+    "addr",
+    "set[string]",
+    "vector[count]",
+]
+_values = {
+    "string": st.one_of(
+        st.none(), st.text(max_size=8), st.sampled_from(["-", "(empty)", "a\tb", "#x", "1.5"])
+    ),
+    "count": st.one_of(st.none(), st.integers(0, 2**64 - 1)),
+    "int": st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1)),
+    "port": st.one_of(st.none(), st.integers(0, 65535)),
+    "time": st.one_of(st.none(), st.floats(allow_nan=False)),
+    "interval": st.one_of(st.none(), st.floats()),
+    "bool": st.one_of(st.none(), st.booleans()),
+    "double": st.one_of(st.none(), st.floats()),
+    "addr": st.one_of(st.none(), st.ip_addresses().map(str)),
+    "set[string]": st.one_of(st.none(), st.lists(st.text(max_size=4), max_size=3)),
+    "vector[count]": st.one_of(
+        st.none(), st.lists(st.one_of(st.none(), st.integers(0, 9)), max_size=3)
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    "dialect", [TsvDialect(), TsvDialect(separator="1", set_separator="-", unset_field="x")]
+)
+@given(data=st.data())
+def test_compiled_line_equals_field_formatters(dialect, data):
+    columns = [(f"c{i}", parse_type(t)) for i, t in enumerate(LINE_TYPES)]
+    record = {name: data.draw(_values[t]) for (name, _), t in zip(columns, LINE_TYPES, strict=True)}
+    expected = dialect.separator.join(field_formatter(zt, dialect)(record[n]) for n, zt in columns)
+    assert line_formatter(columns, dialect)(record) == expected

@@ -25,12 +25,11 @@ from wirestream.schemas.zeeklog.errors import ZeekLogError, ZeekLogTruncatedErro
 from wirestream.schemas.zeeklog.escape import display_text, unescape_field
 from wirestream.schemas.zeeklog.json_lines import JsonOptions
 from wirestream.schemas.zeeklog.reader import GZIP_MAGIC, ZeekLogHeader, read_zeek_records
-from wirestream.schemas.zeeklog.tsv import TEXT_SCALARS, TsvDialect
+from wirestream.schemas.zeeklog.tsv import _BOOLS, TEXT_SCALARS, TsvDialect
 
 log = logging.getLogger(__name__)
 
 _INT_TYPES = {"count": pl.UInt64, "int": pl.Int64, "port": pl.UInt16}
-_BOOLS = {"T": True, "F": False, "1": True, "0": False}
 
 
 class _NotFast(Exception):

@@ -7,6 +7,7 @@ the same functions once per column so the reader and writer pay no per-value dis
 from __future__ import annotations
 
 import math
+import re
 import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -43,26 +44,44 @@ Formatter = Callable[[Any], str]
 Parser = Callable[[str], Any]
 
 
-def _text_formatter(dialect: TsvDialect, sequences: Sequence[str]) -> Formatter:
+def _needs_escape(sequences: Sequence[str]) -> Callable[[str], Any]:
+    """A C-speed test: ``None`` when text is printable ASCII with no backslash or separator start.
+
+    Anything else takes the exact (slow) path, which may still find nothing to escape.
+    """
+    specials = "".join(sorted({seq[0] for seq in sequences} | {"\\"}))
+    return re.compile(f"[^\\x20-\\x7e]|[{re.escape(specials)}]").search
+
+
+def _text_formatter(dialect: TsvDialect, sequences: Sequence[str], unset: str) -> Formatter:
     """Strings, enums, ...: ``(empty)`` for "", and a value equal to a marker gets ``\\xNN`` first."""
     utf8 = dialect.utf8
     empty = escape_field(dialect.empty_field, sequences, utf8)
-    reserved = {dialect.unset_field, dialect.empty_field}
+    reserved = frozenset({dialect.unset_field, dialect.empty_field})
+    needs_escape = _needs_escape(sequences)
 
     def fmt(value: Any) -> str:
-        text = value if isinstance(value, str) else str(value)
-        if not text:
+        if value is None:
+            return unset
+        if value.__class__ is not str:
+            value = str(value)
+        if not value:
             return empty
-        if text in reserved:
-            return f"\\x{ord(text[0]):02x}" + escape_field(text[1:], sequences, utf8)
-        return escape_field(text, sequences, utf8)
+        if value in reserved:
+            return f"\\x{ord(value[0]):02x}" + escape_field(value[1:], sequences, utf8)
+        if needs_escape(value) is None:
+            return value
+        return escape_field(value, sequences, utf8)
 
     return fmt
 
 
-def _scalar_formatter(scalar: str, dialect: TsvDialect, sequences: Sequence[str]) -> Formatter:
+def _scalar_formatter(
+    scalar: str, dialect: TsvDialect, sequences: Sequence[str], unset: str
+) -> Formatter:
+    """One value (``None`` = unset) -> its field text, for a scalar type."""
     if scalar in TEXT_SCALARS:
-        return _text_formatter(dialect, sequences)
+        return _text_formatter(dialect, sequences, unset)
     if scalar == "bool":
         render: Formatter = lambda v: "T" if v else "F"  # noqa: E731
     elif scalar in ("count", "int", "port"):
@@ -73,10 +92,10 @@ def _scalar_formatter(scalar: str, dialect: TsvDialect, sequences: Sequence[str]
         render = format_time
     else:  # addr, subnet
         render = str
-    if not any(ch in _NUMERIC_TEXT_CHARS for seq in sequences for ch in seq):
-        return render
-    utf8 = dialect.utf8
-    return lambda v: escape_field(render(v), sequences, utf8)
+    if any(ch in _NUMERIC_TEXT_CHARS for seq in sequences for ch in seq):
+        plain, utf8 = render, dialect.utf8
+        render = lambda v: escape_field(plain(v), sequences, utf8)  # noqa: E731
+    return lambda v: unset if v is None else render(v)
 
 
 @cache
@@ -85,12 +104,11 @@ def field_formatter(ztype: ZeekType, dialect: TsvDialect = DEFAULT_DIALECT) -> F
     top = (dialect.separator,)
     unset = escape_field(dialect.unset_field, top, dialect.utf8)
     if not ztype.is_container:
-        scalar = _scalar_formatter(ztype.scalar, dialect, top)
-        return lambda v: unset if v is None else scalar(v)
+        return _scalar_formatter(ztype.scalar, dialect, top, unset)
 
     inner = (dialect.separator, dialect.set_separator)
-    element = _scalar_formatter(ztype.scalar, dialect, inner)
     inner_unset = escape_field(dialect.unset_field, inner, dialect.utf8)
+    element = _scalar_formatter(ztype.scalar, dialect, inner, inner_unset)
     empty = escape_field(dialect.empty_field, top, dialect.utf8)
     joiner = dialect.set_separator
 
@@ -99,13 +117,15 @@ def field_formatter(ztype: ZeekType, dialect: TsvDialect = DEFAULT_DIALECT) -> F
             return unset
         if not values:
             return empty
-        return joiner.join(inner_unset if v is None else element(v) for v in values)
+        return joiner.join([element(v) for v in values])
 
     return fmt
 
 
-def _int_parser(scalar: str) -> Parser:
-    def parse(text: str) -> int:
+def _int_parser(scalar: str, unset: str) -> Parser:
+    def parse(text: str) -> int | None:
+        if text == unset:
+            return None
         if scalar == "port" and "/" in text:
             text = text.split("/", 1)[0]
         value = int(text)
@@ -118,17 +138,8 @@ def _int_parser(scalar: str) -> Parser:
     return parse
 
 
-def _bool(text: str) -> bool:
-    if text == "T" or text == "1":
-        return True
-    if text == "F" or text == "0":
-        return False
-    raise ValueError(f"invalid bool {text!r}")
-
-
+_BOOLS = {"T": True, "F": False, "1": True, "0": False}
 _TINY_NEGATIVE = -5e-324
-
-
 _OFF_INTEGER = 1e-8  # inside Zeek's [1e-9, 5e-7) band of "prints as an integer, not within 1e-9"
 
 
@@ -152,32 +163,49 @@ def _double(text: str) -> float:
 
 
 def _scalar_parser(scalar: str, dialect: TsvDialect) -> Parser:
+    """One field (or set element) -> value; the unset marker -> ``None``."""
+    unset = dialect.unset_field
     if scalar in TEXT_SCALARS:
         empty = dialect.empty_field
 
-        def parse_text(text: str) -> str:
-            return "" if text == empty else unescape_field(text)
+        def parse_text(text: str) -> str | None:
+            if text == unset:
+                return None
+            if text == empty:
+                return ""
+            return unescape_field(text) if "\\" in text else text
 
         return parse_text
-    if scalar == "bool":
-        return _bool
     if scalar in ("count", "int", "port"):
-        return _int_parser(scalar)
+        return _int_parser(scalar, unset)
+    if scalar == "bool":
+
+        def parse_bool(text: str) -> bool | None:
+            if text == unset:
+                return None
+            try:
+                return _BOOLS[text]
+            except KeyError:
+                raise ValueError(f"invalid bool {text!r}") from None
+
+        return parse_bool
+    convert: Parser
     if scalar == "double":
-        return _double
-    if scalar in ("time", "interval"):
-        return float
-    return unescape_field  # addr, subnet
+        convert = _double
+    elif scalar in ("time", "interval"):
+        convert = float
+    else:  # addr, subnet
+        convert = unescape_field
+    return lambda text: None if text == unset else convert(text)
 
 
 @cache
 def field_parser(ztype: ZeekType, dialect: TsvDialect = DEFAULT_DIALECT) -> Parser:
     """A function turning one TSV field into its value (``None`` for unset, ``[]`` for empty)."""
-    unset = dialect.unset_field
     scalar = _scalar_parser(ztype.scalar, dialect)
     if not ztype.is_container:
-        return lambda text: None if text == unset else scalar(text)
-
+        return scalar
+    unset = dialect.unset_field
     empty = dialect.empty_field
     set_sep = dialect.set_separator
 
@@ -186,7 +214,7 @@ def field_parser(ztype: ZeekType, dialect: TsvDialect = DEFAULT_DIALECT) -> Pars
             return None
         if text == empty:
             return []
-        return [None if part == unset else scalar(part) for part in text.split(set_sep)]
+        return [scalar(part) for part in text.split(set_sep)]
 
     return parse
 
@@ -199,3 +227,51 @@ def format_value(value: Any, ztype: ZeekType, dialect: TsvDialect = DEFAULT_DIAL
 def parse_value(text: str, ztype: ZeekType, dialect: TsvDialect = DEFAULT_DIALECT) -> Any:
     """Inverse of :func:`format_value`. Raises ``ValueError`` on text that is not a ``ztype``."""
     return field_parser(ztype, dialect)(text)
+
+
+def _inline_expr(i: int, ztype: ZeekType, dialect: TsvDialect, names: dict[str, Any]) -> str:
+    """Python source for column ``i``'s field text (value in ``v``); same result as its formatter."""
+    full = f"F{i}"
+    names[full] = field_formatter(ztype, dialect)
+    get = f"(v := g(K{i}))"
+    top = (dialect.separator,)
+    numeric_safe = not any(ch in _NUMERIC_TEXT_CHARS for ch in dialect.separator)
+    if ztype.is_container or (ztype.scalar not in TEXT_SCALARS and not numeric_safe):
+        return f"{full}(g(K{i}))"
+    scalar = ztype.scalar
+    if scalar in ("count", "int", "port"):
+        return f"(U if {get} is None else str(v) if v.__class__ is int else {full}(v))"
+    if scalar in ("time", "interval"):
+        return f'(U if {get} is None else f"{{v:.6f}}")'
+    if scalar == "bool":
+        return f'(U if {get} is None else "T" if v else "F")'
+    if scalar in TEXT_SCALARS:
+        names["N"] = _needs_escape(top)
+        return f"(v if {get}.__class__ is str and v and N(v) is None and v not in R else {full}(v))"
+    return f"{full}(g(K{i}))"
+
+
+def line_formatter(
+    columns: Sequence[tuple[str, ZeekType]], dialect: TsvDialect = DEFAULT_DIALECT
+) -> Callable[[dict[str, Any]], str]:
+    """One record -> its TSV line (no newline), compiled once per log for the writer's hot loop.
+
+    Each column's common case (plain ASCII text, ints, times) is inlined; everything else calls the
+    column's :func:`field_formatter`, so the output is the same as joining those.
+    """
+    names: dict[str, Any] = {
+        "U": escape_field(dialect.unset_field, (dialect.separator,), dialect.utf8),
+        "R": frozenset({dialect.unset_field, dialect.empty_field}),
+        "SEP": dialect.separator,
+    }
+    parts = []
+    for i, (name, ztype) in enumerate(columns):
+        names[f"K{i}"] = name
+        parts.append(_inline_expr(i, ztype, dialect, names))
+    source = (
+        "def line(r):\n    g = r.get\n    return SEP.join([\n        "
+        + ",\n        ".join(parts)
+        + "\n    ])\n"
+    )
+    exec(compile(source, "<zeek line formatter>", "exec"), names)  # noqa: S102 - built from our own templates
+    return names["line"]

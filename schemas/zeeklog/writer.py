@@ -18,7 +18,7 @@ from wirestream.schemas.zeek_types import LogSchema
 from wirestream.schemas.zeeklog.errors import ZeekLogError
 from wirestream.schemas.zeeklog.escape import escape_header_value
 from wirestream.schemas.zeeklog.json_lines import DEFAULT_JSON, JsonOptions, record_formatter
-from wirestream.schemas.zeeklog.tsv import DEFAULT_DIALECT, TsvDialect, field_formatter
+from wirestream.schemas.zeeklog.tsv import DEFAULT_DIALECT, TsvDialect, line_formatter
 
 Stamp = float | int | datetime | str | None
 _FLUSH_BYTES = 1 << 16
@@ -85,9 +85,7 @@ class ZeekLogWriter:
         if fmt == "json":
             self._format = record_formatter(schema, json_options)
         else:
-            formatters = [(c.name, field_formatter(c.type, dialect)) for c in schema.columns]
-            sep = dialect.separator
-            self._format = lambda r: sep.join([f(r.get(n)) for n, f in formatters])
+            self._format = line_formatter([(c.name, c.type) for c in schema.columns], dialect)
         if fmt == "tsv":
             types = (
                 list(type_names)
