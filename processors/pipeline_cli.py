@@ -408,7 +408,10 @@ def stats_command(ctx: click.Context, web_port: int) -> None:
     """Run the stats agents: per-minute bytes per host/service, DNS queries, new hosts (web views)."""
     from wirestream.processors.stats import make_app
 
+    from wirestream.admin import ensure_topics
+
     settings = _settings(ctx)
+    ensure_topics(settings, [topics.log_topic_spec(g, settings) for g in ("conn", "dns")])
     datadir = settings.home / f"{settings.topic_prefix}faust-stats"
     datadir.mkdir(parents=True, exist_ok=True)
     run_faust(make_app(settings, web_port=web_port, datadir=str(datadir)))
