@@ -317,3 +317,38 @@ def test_bad_inputs_fail_clearly_and_others_go_on(tmp_path: Path, pipeline_setti
     assert details[results["empty.pcap"].md5].status == "failed"
     assert details[results["empty.pcap"].md5].errors
     assert details[results["good.pcap"].md5].status == "sent"
+
+
+@pytest.mark.broker
+@pytest.mark.timeout(120)
+def test_watched_folder_sends_new_captures_once(tmp_path: Path, pipeline_settings) -> None:
+    import threading
+    import time
+
+    from wirestream.processors.capture_store import read_captures
+    from wirestream.producers.pcap_producer import watch_folder
+
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=watch_folder,
+        args=(pipeline_settings, folder),
+        kwargs={"interval": 0.3, "stop": stop.is_set},
+    )
+    thread.start()
+    try:
+        path, _ = _mixed_capture(tmp_path / "x.pcap", 30)
+        target = folder / "new.pcap"
+        target.write_bytes(path.read_bytes())
+        md5 = hashlib.md5(path.read_bytes()).hexdigest()
+        deadline = time.monotonic() + 60
+        while md5 not in read_captures(pipeline_settings) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(1.5)  # several more scans: the file must not be sent again
+    finally:
+        stop.set()
+        thread.join(30)
+    assert read_captures(pipeline_settings)[md5].name == "new.pcap"
+    sends = {h[pcap_wire.SEND] for _, h, _ in _pcap_messages(pipeline_settings)}
+    assert len(sends) == 1
