@@ -171,7 +171,7 @@ class _Lines:
     """Zeek's ContentLine analyzer for one direction: lines, raw runs, delivery size, skipping."""
 
     def __init__(self, sink: Any) -> None:
-        self.sink = sink  # object with line(bytes, bool) and plain(bytes)
+        self.sink = sink  # object with line(bytes, bool), plain(bytes) and weird(str)
         self.buf = bytearray()
         self.plain = 0
         self.delivery_size: int | None = None
@@ -206,7 +206,10 @@ class _Lines:
             end, eol = self._find_eol(buf, limit)
             if end is None:
                 if self.delivery_size is not None and len(buf) >= self.delivery_size:
+                    # The body ends inside a line: Zeek terminates it (counting a CRLF) and says so.
                     end, eol = self.delivery_size, 0
+                    if end:
+                        self.sink.weird("line_terminated_without_CRLF")
                 else:
                     return
             line = bytes(buf[:end])
@@ -770,6 +773,9 @@ class _Side:
 
     def plain(self, data: bytes) -> None:
         self.http.deliver(self.is_orig, data, False, plain=True)
+
+    def weird(self, name: str) -> None:
+        self.http.ctx.weird(name, ts=self.http.ts)
 
 
 class HttpAnalyzer:
