@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 DEFAULT_LATENESS = "5min"
 STALL_TIMEOUT_S = 30.0
 BATCH = 20_000
+CHUNK = 100_000  # records per decode job
 
 
 @dataclass
@@ -97,29 +99,38 @@ def fetch(
     progress: bool | None = None,
     stall_timeout: float = STALL_TIMEOUT_S,
     headers_filter: tuple[str, bytes] | None = None,
-) -> tuple[list[bytes | None], list[int]]:
-    """Raw values (and Kafka timestamps) of the records in ``ranges``, in per-partition order."""
+    chunk: int = CHUNK,
+) -> Iterator[tuple[list[bytes | None], list[int]]]:
+    """Raw values (and Kafka timestamps) of the records in ``ranges``, in chunks of ~``chunk``.
+
+    Per batch from librdkafka, the consumer's positions tell whether any partition went past its
+    stop offset; if none did (the usual case) the batch is taken with list comprehensions and
+    no per-message bookkeeping.
+    """
     todo = ranges.todo()
-    values: list[bytes | None] = []
-    stamps: list[int] = []
     if not todo:
-        return values, stamps
+        return
     stop = {p: s for p, (_b, s) in todo.items()}
     lo = ranges.min_ms if ranges.min_ms is not None else -(2**63)
     hi = ranges.max_ms if ranges.max_ms is not None else 2**63
-    consumer.assign([TopicPartition(topic, p, b) for p, (b, _s) in todo.items()])
+    assigned = [TopicPartition(topic, p, b) for p, (b, _s) in todo.items()]
+    consumer.assign(assigned)
     pending = set(todo)
     bar = _progress_bar(sum(s - b for b, s in todo.values()), topic, progress)
     last_progress = time.monotonic()
-    append_v, append_t = values.append, stamps.append
+    values: list[bytes | None] = []
+    stamps: list[int] = []
     try:
         while pending:
             msgs = consumer.consume(BATCH, timeout=0.2)
+            positions = consumer.position([TopicPartition(topic, tp.partition) for tp in assigned])
+            overshoot = False
+            for tp in positions:
+                if tp.offset >= stop[tp.partition] and tp.partition in pending:
+                    pending.discard(tp.partition)  # also past transaction markers at the end
+                    consumer.pause([TopicPartition(topic, tp.partition)])
+                overshoot = overshoot or tp.offset > stop[tp.partition]
             if not msgs:
-                # Transaction markers take offsets but are never delivered: ask the position.
-                for tp in consumer.position([TopicPartition(topic, p) for p in pending]):
-                    if tp.offset >= stop[tp.partition]:
-                        pending.discard(tp.partition)
                 if pending and time.monotonic() - last_progress > stall_timeout:
                     where = {p: stop[p] for p in pending}
                     raise ConsumerError(
@@ -129,30 +140,49 @@ def fetch(
                 continue
             last_progress = time.monotonic()
             bar.update(len(msgs))
-            for msg in msgs:
-                if msg.error() is not None:
+            failed = [m for m in msgs if m.error() is not None]
+            if failed:
+                for msg in failed:
                     _raise_unless_eof(topic, msg.error())
-                    continue
-                p = msg.partition()
-                off = msg.offset()
-                if off >= stop[p]:
-                    if p in pending:
-                        pending.discard(p)
-                        consumer.pause([TopicPartition(topic, p)])
-                    continue
-                if off + 1 >= stop[p] and p in pending:
-                    pending.discard(p)
-                    consumer.pause([TopicPartition(topic, p)])
-                ts = msg.timestamp()[1]
-                if lo <= ts < hi and (
-                    headers_filter is None or headers_filter in (msg.headers() or ())
-                ):
-                    append_v(msg.value())
-                    append_t(ts)
+                msgs = [m for m in msgs if m.error() is None]
+            if overshoot or headers_filter is not None:
+                _take_checked(msgs, stop, lo, hi, headers_filter, values, stamps)
+            else:
+                batch_stamps = [m.timestamp()[1] for m in msgs]
+                if batch_stamps and lo <= min(batch_stamps) and max(batch_stamps) < hi:
+                    values += [m.value() for m in msgs]
+                    stamps += batch_stamps
+                else:
+                    keep = [i for i, ts in enumerate(batch_stamps) if lo <= ts < hi]
+                    values += [msgs[i].value() for i in keep]
+                    stamps += [batch_stamps[i] for i in keep]
+            if len(values) >= chunk:
+                yield values, stamps
+                values, stamps = [], []
+        if values:
+            yield values, stamps
     finally:
         bar.close()
         consumer.unassign()
-    return values, stamps
+
+
+def _take_checked(
+    msgs: list[Any],
+    stop: dict[int, int],
+    lo: int,
+    hi: int,
+    headers_filter: tuple[str, bytes] | None,
+    values: list[bytes | None],
+    stamps: list[int],
+) -> None:
+    """Message by message: offsets below the stop, time and header filters."""
+    for msg in msgs:
+        if msg.offset() >= stop[msg.partition()]:
+            continue
+        ts = msg.timestamp()[1]
+        if lo <= ts < hi and (headers_filter is None or headers_filter in (msg.headers() or ())):
+            values.append(msg.value())
+            stamps.append(ts)
 
 
 def _raise_unless_eof(topic: str, err: KafkaError) -> None:
@@ -241,32 +271,6 @@ def filter_window(
     )
 
 
-def _decode(
-    values: list[bytes | None], settings: Settings, topic: str, stats: ReadStats, lookup: Any
-) -> tuple[pl.DataFrame, dict[str, Column], BatchDecoder]:
-    decoder = BatchDecoder(lookup if lookup is not None else session.schema_lookup(settings))
-    frames = []
-    # Chunks keep the temporary OCF buffer small; one chunk per ~250k records.
-    chunk = 250_000
-    for i in range(0, len(values), chunk):
-        part = decoder.decode(values[i : i + chunk])
-        if part.height:
-            frames.append(part)
-    stats.errors = decoder.errors
-    if decoder.errors.total:
-        log.warning(
-            "%s: skipped %s message(s) (%s); e.g. %s",
-            topic,
-            decoder.errors.total,
-            decoder.errors.summary(),
-            "; ".join(decoder.errors.samples[:2]),
-        )
-    if not frames:
-        return pl.DataFrame(), decoder.columns, decoder
-    frame = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
-    return frame, decoder.columns, decoder
-
-
 def _fallback_columns(log_name: str) -> dict[str, Column]:
     """Columns of a log Zeek ships, so an empty result still has them."""
     from wirestream.schemas.avro import bundled_avro_schema
@@ -294,19 +298,47 @@ def read_ranges(
     sort: bool = True,
     keep_last: int | None = None,
 ) -> tuple[Any, ReadStats]:
-    """Fetch, decode, filter by time and shape one read; the shared core of read/tail/frames."""
+    """Fetch, decode, filter by time and shape one read; the shared core of read/tail/frames.
+
+    Chunks are decoded in a worker thread while the next ones are fetched (polars decodes
+    without the GIL), so decoding mostly hides behind the Kafka client.
+    """
     started = time.perf_counter()
     stats = ReadStats(topic=topic)
-    values, stamps = fetch(
-        consumer, topic, ranges, progress=progress, headers_filter=headers_filter
+    decoder = BatchDecoder(lookup if lookup is not None else session.schema_lookup(settings))
+
+    def decode_chunk(values: list[bytes | None], stamps: list[int]) -> pl.DataFrame:
+        errors_before = decoder.errors.total
+        part = decoder.decode(values)
+        aligned = decoder.errors.total == errors_before  # else rows no longer match stamps
+        return filter_window(part, stamps if aligned else None, start, end)
+
+    parts: list[Future] = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="wirestream-decode") as pool:
+        for values, stamps in fetch(
+            consumer, topic, ranges, progress=progress, headers_filter=headers_filter
+        ):
+            stats.fetched += len(values)
+            parts.append(pool.submit(decode_chunk, values, stamps))
+        frames = [f.result() for f in parts]
+    frames = [f for f in frames if f.height]
+    frame = (
+        pl.DataFrame()
+        if not frames
+        else frames[0]
+        if len(frames) == 1
+        else pl.concat(frames, how="diagonal_relaxed")
     )
-    stats.fetched = len(values)
-    frame, columns, decoder = _decode(values, settings, topic, stats, lookup)
-    del values
-    if frame.height and decoder.errors.total == 0:
-        frame = filter_window(frame, stamps, start, end)
-    elif frame.height:  # rows no longer line up with stamps: judge by ts alone
-        frame = filter_window(frame, None, start, end)
+    columns = decoder.columns
+    stats.errors = decoder.errors
+    if decoder.errors.total:
+        log.warning(
+            "%s: skipped %s message(s) (%s); e.g. %s",
+            topic,
+            decoder.errors.total,
+            decoder.errors.summary(),
+            "; ".join(decoder.errors.samples[:2]),
+        )
     if sort and frame.height and "ts" in frame.columns:
         frame = frame.sort("ts", maintain_order=True, nulls_last=True)
     if keep_last is not None:

@@ -117,6 +117,7 @@ class Windows:
         self._assigned: set[int] = set()
         self._handed_out = False  # a window was yielded and its offsets not yet committed
         self._from_beginning = from_beginning
+        self._stopping = False
         self.topic = ""
 
     # -- group membership -------------------------------------------------------------------
@@ -155,9 +156,21 @@ class Windows:
                     log.warning(
                         "%s[%d]: ignoring commit metadata %r", self.topic, tp.partition, tp.metadata
                     )
+        starts = {tp.partition: tp.offset for tp in committed if tp.offset >= 0}
         for tp in partitions:
             self._assigned.add(tp.partition)
             self._at_end.discard(tp.partition)
+            # A partition with nothing to read must not hold the watermark back until its
+            # end-of-partition event happens to arrive: decide that now.
+            try:
+                low, high = consumer.get_watermark_offsets(
+                    TopicPartition(tp.topic, tp.partition), timeout=10, cached=False
+                )
+            except KafkaException:
+                continue
+            start = starts.get(tp.partition, low if self._from_beginning else high)
+            if start >= high:
+                self._at_end.add(tp.partition)
         log.info(
             "%s: assigned partitions %s (group %s)",
             self.topic,
@@ -214,6 +227,11 @@ class Windows:
             "%s: committed %s (windows closed up to %s)", self.topic, offsets, self._closed_ms
         )
 
+    def stop(self) -> None:
+        """Ask the iteration to end at its next poll (e.g. from another thread); open windows
+        are dropped uncommitted, so their records come again to whoever reads on."""
+        self._stopping = True
+
     def commit(self) -> None:
         """Commit everything handed out so far (iteration does this before the next window)."""
         self._commit()
@@ -230,31 +248,57 @@ class Windows:
         seen = [self._max_ts[p] for p in self._assigned if p in self._max_ts]
         return max(seen) - self.lateness_ms if seen else NO_DATA
 
-    def _take(self, msg: Any) -> None:
-        p, off = msg.partition(), msg.offset()
-        ts = msg.timestamp()[1]
-        self._next_offset[p] = off + 1
-        self._at_end.discard(p)
-        newest = self._max_ts.get(p, NO_DATA)
-        if ts > newest:
-            self._max_ts[p] = newest = ts
-        floor_end = max(self._closed_ms, self._drop_before.get(p, NO_DATA))
-        starts = window_starts(ts, self.every_ms, self.hop_ms)
-        if starts[0] + self.every_ms <= newest - self.lateness_ms:
-            # Far behind this partition's newest record: its window may have closed already
-            # in event time even if it was not handed out yet (that happens per batch).
-            floor_end = max(floor_end, self._watermark())
-        placed = False
-        for start in starts:
-            if start + self.every_ms <= floor_end:
-                continue  # that window has closed (or was handed out before a restart)
-            buf = self._buffers.get(start)
-            if buf is None:
-                buf = self._buffers[start] = _Buffer()
-            buf.add(p, off, msg.value())
-            placed = True
-        if not placed:
-            self.late += 1
+    def _take_batch(self, msgs: list[Any]) -> bool:
+        """Place a batch of messages into window buffers; True if any carried data.
+
+        Tumbling windows (the common case) get an inlined loop: one window per record.
+        """
+        every, hop, lateness = self.every_ms, self.hop_ms, self.lateness_ms
+        buffers, max_ts, next_offset = self._buffers, self._max_ts, self._next_offset
+        drop_before, at_end = self._drop_before, self._at_end
+        got_data = False
+        for msg in msgs:
+            err = msg.error()
+            p = msg.partition()
+            if err is not None:
+                if err.code() != KafkaError._PARTITION_EOF:
+                    raise ConsumerError(f"{self.topic}: {err.str()}")
+                at_end.add(p)
+                continue
+            got_data = True
+            if p in at_end:
+                at_end.discard(p)
+            off = msg.offset()
+            ts = msg.timestamp()[1]
+            next_offset[p] = off + 1
+            newest = max_ts.get(p, NO_DATA)
+            if ts > newest:
+                max_ts[p] = newest = ts
+            floor_end = self._closed_ms
+            if p in drop_before and drop_before[p] > floor_end:
+                floor_end = drop_before[p]
+            first_start = (ts - every) // hop * hop + hop
+            if first_start + every <= newest - lateness:
+                # Far behind this partition's newest record: its window may have closed in
+                # event time already even if it was not handed out yet (that happens per batch).
+                floor_end = max(floor_end, self._watermark())
+            placed = False
+            for start in range(first_start, ts // hop * hop + 1, hop):
+                if start + every <= floor_end:
+                    continue  # that window has closed (or was handed out before a restart)
+                buf = buffers.get(start)
+                if buf is None:
+                    buf = buffers[start] = _Buffer()
+                bucket = buf.values.get(p)
+                if bucket is None:
+                    buf.values[p] = [msg.value()]
+                    buf.first_offset[p] = off
+                else:
+                    bucket.append(msg.value())
+                placed = True
+            if not placed:
+                self.late += 1
+        return got_data
 
     def _close_ready(self, watermark: int) -> Iterator[Window]:
         for start in sorted(self._buffers):
@@ -286,17 +330,10 @@ class Windows:
         consumer = self._consumer
         assert consumer is not None
         last_data = time.monotonic()
-        while True:
+        while not self._stopping:
             msgs = consumer.consume(BATCH, timeout=0.2)
-            for msg in msgs:
-                err = msg.error()
-                if err is None:
-                    self._take(msg)
-                    last_data = time.monotonic()
-                elif err.code() == KafkaError._PARTITION_EOF:
-                    self._at_end.add(msg.partition())
-                else:
-                    raise ConsumerError(f"{self.topic}: {err.str()}")
+            if self._take_batch(msgs):
+                last_data = time.monotonic()
             all_at_end = bool(self._assigned) and self._at_end >= self._assigned
             if self.stop_at_end and all_at_end and not msgs:
                 yield from self._close_ready(2**62)

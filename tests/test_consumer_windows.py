@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections import Counter
 
 import pandas as pd
 import pytest
-from consumer_kit import T0, conn_record, drop_topics, fresh_settings, produce
+from consumer_kit import T0, conn_record, create_log_topic, drop_topics, fresh_settings, produce
 from wirestream.consumers import windows
 from wirestream.consumers.windowing import window_starts
 
@@ -94,31 +95,39 @@ def test_late_records_are_counted_not_placed(fresh) -> None:
 
 
 def test_group_members_split_partitions_and_see_every_record_once(fresh) -> None:
-    recs = records(900)
-    produce(fresh, recs)
+    create_log_topic(fresh)
     group = f"g-{uuid.uuid4().hex[:6]}"
     seen: list[Counter] = [Counter(), Counter()]
-    parts: list[set] = [set(), set()]
-    ready = threading.Barrier(2)
+    streams = [
+        windows("conn", every="1min", group=group, settings=fresh, idle_flush=0.3, output="polars")
+        for _ in range(2)
+    ]
 
     def member(k: int) -> None:
-        with windows(
-            "conn", every="1min", group=group, settings=fresh, stop_at_end=True, output="polars"
-        ) as stream:
-            ready.wait(timeout=60)
+        with streams[k] as stream:
             for _start, _end, frame in stream:
                 seen[k].update(frame["uid"].to_list())
-            parts[k] = set(stream._assigned)
 
     threads = [threading.Thread(target=member, args=(k,)) for k in range(2)]
     for t in threads:
         t.start()
+    deadline = time.monotonic() + 60
+    while not all(s._assigned for s in streams) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert all(s._assigned for s in streams), "both members joined and got partitions"
+    assert not streams[0]._assigned & streams[1]._assigned
+    recs = records(900)
+    produce(fresh, recs)
+    while sum(len(c) for c in seen) < 900 and time.monotonic() < deadline + 60:
+        time.sleep(0.2)
+    for s in streams:
+        s.stop()
     for t in threads:
-        t.join(200)
+        t.join(30)
     total = seen[0] + seen[1]
     assert set(total) == {r["uid"] for r in recs}
     assert max(total.values()) == 1, "a record was handed out twice"
-    assert seen[0] and seen[1], "both members got partitions"
+    assert seen[0] and seen[1], "each member handled its own partitions"
 
 
 def test_restart_resumes_after_the_last_committed_window(fresh) -> None:
