@@ -161,3 +161,27 @@ def test_weird_suppression_follows_zeeks_rules() -> None:
     ]
     assert out[-1]["uid"] is None and out[-1]["id.orig_h"] is None and out[-1]["source"] == "IP"
     assert out[0]["peer"] == "zeek" and out[0]["notice"] is False
+
+
+def test_ip_in_ip_and_gre_inner_connections_get_a_tunnel_parent(
+    engine: Engine, sink: ListSink
+) -> None:
+    inner = pb.ipv4(
+        pb.udp(5555, 9999, b"hi", src="192.168.9.1", dst="192.168.9.2"),
+        src="192.168.9.1",
+        dst="192.168.9.2",
+        proto=17,
+    )
+    engine.ip(datagram(1.0, "10.0.0.1", "10.0.0.2", 4, inner))
+    gre = b"\x00\x00\x08\x00" + inner
+    engine.ip(datagram(2.0, "10.0.0.3", "10.0.0.4", 47, gre))
+    engine.finish()
+    c = only_conn(sink)
+    assert (c["id.orig_h"], c["id.resp_p"]) == ("192.168.9.1", 9999)
+    assert len(c["tunnel_parents"]) == 2
+    tunnels = sink.rows("tunnel")
+    assert [(t["tunnel_type"], t["action"], t["id.orig_p"]) for t in tunnels] == [
+        ("Tunnel::IP", "Tunnel::DISCOVER", 0),
+        ("Tunnel::GRE", "Tunnel::DISCOVER", 0),
+    ]
+    assert {t["uid"] for t in tunnels} == set(c["tunnel_parents"])

@@ -19,7 +19,14 @@ from .conn_log import LocalNets, conn_record
 from .icmp import IcmpSession, counterpart
 from .sessions import LIKELY_SERVER_PORTS, Connection, ConnKey, TimerQueue
 from .tcp import TcpHeader, TcpSession
-from .tunnels import MAX_CHANGES_PER_CONNECTION, TunnelRef, Tunnels
+from .tunnels import (
+    DLT_RAW,
+    MAX_CHANGES_PER_CONNECTION,
+    MAX_DEPTH,
+    TunnelRef,
+    Tunnels,
+    gre_inner,
+)
 from .udp import UdpSession
 from .uid import UidGenerator
 from .weird import WeirdLog
@@ -33,8 +40,6 @@ ICMP_INACTIVITY_TIMEOUT = 60.0
 
 _UDP = struct.Struct("!HHHH")
 UNKNOWN_IP_INACTIVITY_TIMEOUT = 60.0
-# IP protocols that never become connections: IGMP (events only), IP-in-IP, IPv6-in-IP, GRE.
-_NOT_A_SESSION = frozenset({2, 4, 41, 47})
 _BROADCAST = "255.255.255.255"
 
 
@@ -131,7 +136,15 @@ class Engine:
             self._udp(dg)
         elif proto in (1, 58):
             self._icmp(dg)
-        elif proto not in _NOT_A_SESSION:
+        elif proto in (4, 41):
+            self._ip_in_ip(dg, "IP", 0, DLT_RAW)
+        elif proto == 47:
+            inner = gre_inner(dg.payload)
+            if isinstance(inner, str):
+                self.weirds.flow_weird(inner, dg.ts, dg.src, dg.dst)
+            else:
+                self._ip_in_ip(dg, "GRE", *inner)
+        elif proto != 2:  # IGMP only raises events in Zeek
             self._unknown_transport(dg)
 
     @staticmethod
@@ -233,6 +246,19 @@ class Engine:
             # Both plausible: flip only if not a SYN-ACK (stealth scans) and toward the lower port.
             return not flags & 0x02 and sport < dport
         return True
+
+    def _ip_in_ip(self, dg: IPDatagram, tunnel_type: str, offset: int, linktype: int) -> None:
+        """IP-in-IP, IPv6-in-IP and GRE: the inner packet is tracked with an IP tunnel parent."""
+        if len(_tunnel_stack(dg)) >= MAX_DEPTH:
+            self.weirds.flow_weird("exceeded_tunnel_max_depth", dg.ts, dg.src, dg.dst)
+            return
+        ref = self.tunnels.ip_tunnel(dg.src, dg.dst, tunnel_type, self.uids.conn_uid)
+        data = dg.payload[offset:]
+        inner = self.decoder.decode(Packet(dg.ts, data, linktype, len(data)))
+        if inner is None:
+            return
+        inner.encap = (*dg.encap, ("tunnel", ref), *inner.encap)
+        self._datagram(inner)
 
     def _likely(self, transport: str, port: int) -> bool:
         return port in self.likely_server_ports.get(transport, ())

@@ -134,6 +134,49 @@ def _ip_total_length(packet: bytes) -> int:
     return 40 + ((packet[4] << 8) | packet[5])
 
 
+def gre_inner(data: bytes) -> tuple[int, int] | str:
+    """(offset, link type) of what a GRE header carries, or the weird Zeek reports for it.
+
+    Version 0 carries IP (raw) or Ethernet (0x6558 transparent bridging); version 1 (PPTP's
+    enhanced GRE) carries PPP with IPv4 or IPv6.
+    """
+    if len(data) < 4:
+        return "truncated_GRE"
+    flags_ver = (data[0] << 8) | data[1]
+    proto = (data[2] << 8) | data[3]
+    version = flags_ver & 0x0007
+    gre_len = 4 + 4 * (
+        bool(flags_ver & 0x8000) + bool(flags_ver & 0x2000) + bool(flags_ver & 0x1000)
+    )
+    gre_len += 4 if flags_ver & 0x0080 else 0
+    eth_len = pptp_len = 0
+    link = DLT_RAW
+    if version == 0:
+        if proto == 0x6558:
+            if len(data) <= gre_len + 14:
+                return "truncated_GRE"
+            eth_len, link = 14, DLT_EN10MB
+        elif proto not in (0x0800, 0x86DD):
+            return "unknown_gre_protocol"
+    elif version == 1:
+        if proto != 0x880B:
+            return "egre_protocol_type"
+        pptp_len = 4
+    else:
+        return "unknown_gre_version"
+    if flags_ver & 0x4000:
+        return "gre_routing"
+    if flags_ver & 0x0078:
+        return "unknown_gre_flags"
+    if len(data) < gre_len + pptp_len + eth_len:
+        return "truncated_GRE"
+    if version == 1:
+        ppp = (data[gre_len + 2] << 8) | data[gre_len + 3]
+        if ppp not in (0x0021, 0x0057):
+            return "non_ip_packet_in_encap"
+    return gre_len + pptp_len, link
+
+
 class TunnelState:
     """Per outer connection: whether a tunnel analyzer gave up, Teredo's two-sided validity."""
 
@@ -160,6 +203,17 @@ class Tunnels:
         self.delay_teredo_confirmation = delay_teredo_confirmation
         self.active: dict[tuple[str, int, str, int], dict[str, Any]] = {}
         self._state: dict[str, TunnelState] = {}
+        self._ip_tunnels: dict[tuple[str, str], TunnelRef] = {}
+
+    def ip_tunnel(
+        self, src: str, dst: str, tunnel_type: str, new_uid: Callable[[], str]
+    ) -> TunnelRef:
+        """Zeek's IPTunnelAnalyzer: one EncapsulatingConn (own uid) per address pair."""
+        pair = (src, dst) if src < dst else (dst, src)
+        ref = self._ip_tunnels.get(pair)
+        if ref is None:
+            ref = self._ip_tunnels[pair] = TunnelRef(tunnel_type, new_uid(), src, 0, dst, 0)
+        return ref
 
     # -- decapsulation ------------------------------------------------------------------------
     def udp(self, conn: Connection, is_orig: bool, data: bytes, depth: int, dg: Any) -> None:
