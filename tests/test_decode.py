@@ -276,3 +276,41 @@ def test_decoder_never_raises_on_mutated_real_frames(data) -> None:
     decoder = Decoder(CollectingWeirds())
     for _ in range(2):  # twice: fragments meet their own duplicate
         decoder.decode(Packet(0.0, bytes(frame[:cut]), pb.DLT_EN10MB, len(frame)))
+
+
+def test_datagrams_agree_with_dpkt_on_shared_traces(shared) -> None:
+    """Every plain Ethernet IPv4/IPv6 packet: same addresses, protocol and trimmed payload."""
+    dpkt = pytest.importorskip("dpkt")
+    import socket
+
+    checked = 0
+    traces = sorted((shared / "zeek-ref/cases").glob("*/*.pcap")) + [
+        shared / "samples/pcap/kitchen_boss.pcap"
+    ]
+    for path in traces:
+        decoder = Decoder(CollectingWeirds(), ignore_checksums=True)
+        for packet in read_packets(path):
+            dg = decoder.decode(packet)
+            try:
+                eth = dpkt.ethernet.Ethernet(packet.data)
+            except dpkt.UnpackError:
+                continue
+            ip = eth.data
+            if (
+                isinstance(ip, dpkt.ip.IP)
+                and not (ip._flags_offset & 0x3FFF)
+                and len(packet.data) > 34
+            ):
+                family, payload, proto = socket.AF_INET, bytes(ip.data), ip.p
+            elif isinstance(ip, dpkt.ip6.IP6) and not ip.extension_hdrs:
+                family, payload, proto = socket.AF_INET6, bytes(ip.data), ip.nxt
+            else:
+                continue
+            if type(eth.data) is not type(ip) or eth.type not in (0x0800, 0x86DD):
+                continue
+            assert dg is not None, (path.name, packet.ts)
+            assert dg.src == socket.inet_ntop(family, ip.src), path.name
+            assert dg.dst == socket.inet_ntop(family, ip.dst), path.name
+            assert dg.proto == proto and dg.payload == payload, (path.name, packet.ts)
+            checked += 1
+    assert checked > 8000
