@@ -475,7 +475,11 @@ class TcpSession:
         self.conn.deliver_gap(is_orig, length)
 
     def _add_timer(self, when: float, callback, do_expire: bool = False) -> None:
-        self.analyzer_timers.append(self.conn.engine.timers.add(when, callback, do_expire))
+        timers = self.analyzer_timers
+        if len(timers) > 8:  # forget fired ones so long connections stay small
+            now = self.conn.engine.now
+            timers[:] = [t for t in timers if t.when > now and not t.cancelled]
+        timers.append(self.conn.engine.timers.add(when, callback, do_expire))
 
     def _cancel_timers(self) -> None:
         for timer in self.analyzer_timers:
