@@ -106,12 +106,11 @@ def _param(value: bytes, name: bytes) -> bytes | None:
     return m.group(1)
 
 
-def _is_uri_char(c: int) -> bool:
-    return (chr(c).isascii() and chr(c).isalnum()) or c in b":/?#[]@!$&'()*+,;=-_.~%"
-
-
-def _is_token_char(c: int) -> bool:
-    return 31 < c < 127 and c not in b' \t()<>@,;:\\"/[]?={}'
+# RFC 3986 reserved + unreserved characters and '%' (Zeek's is_reserved/unreserved_URI_char).
+_URI_CHARS = re.compile(rb"[A-Za-z0-9:/?#\[\]@!$&'()*+,;=\-_.~%]*")
+# HTTP token characters (printable ASCII minus separators), as Zeek's is_HTTP_token_char.
+_TOKEN_CHARS = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]*")
+_FIELD_NAME = re.compile(rb"[\x21-\x7e]+")
 
 
 def unescape_uri(raw: bytes) -> bytes:
@@ -367,7 +366,7 @@ class _Entity:
         if colon <= 0:
             return
         name = line[:colon].rstrip(b" \t")
-        if not name or any(not (33 <= c <= 126) for c in name):
+        if not _FIELD_NAME.fullmatch(name):
             return
         value = line[colon + 1 :].lstrip(b" \t\r\n\f\v")
         self._parse_mime_header(name, value)
@@ -966,9 +965,7 @@ class HttpAnalyzer:
         return _Message(self, is_orig, expect_body)
 
     def _request_line(self, line: bytes) -> int:
-        end_method = 0
-        while end_method < len(line) and _is_token_char(line[end_method]):
-            end_method += 1
+        end_method = _TOKEN_CHARS.match(line).end()
         if end_method == 0:
             if len(line) >= 9 and line[-9:-3].lower() == b" http/":
                 self.ctx.weird("bad_HTTP_request_with_version", ts=self.ts)
@@ -991,9 +988,7 @@ class HttpAnalyzer:
 
     def _parse_request(self, line: bytes, start: int) -> bytes:
         end = len(line)
-        end_uri = start
-        while end_uri < end and _is_uri_char(line[end_uri]):
-            end_uri += 1
+        end_uri = _URI_CHARS.match(line, start).end()
         match = line[start : start + 5]
         if match != b"HTTP/" and match.upper() == b"HTTP/":
             self.ctx.weird("lowercase_HTTP_keyword", ts=self.ts)
