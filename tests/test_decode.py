@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import pktbuild as pb
 import pytest
 from hypothesis import given, settings
@@ -314,3 +316,53 @@ def test_datagrams_agree_with_dpkt_on_shared_traces(shared) -> None:
             assert dg.proto == proto and dg.payload == payload, (path.name, packet.ts)
             checked += 1
     assert checked > 8000
+
+
+def _tunneled(outer_payload: bytes, proto: int) -> tuple:
+    outer = pb.ether(pb.ipv4(outer_payload, src="192.0.2.1", dst="192.0.2.2", proto=proto))
+    weirds = CollectingWeirds()
+    decoder = Decoder(weirds)
+    dg = decoder.decode(Packet(1.0, outer, 1, len(outer)))
+    assert dg is not None and dg.proto == proto
+    return decoder.decode_tunneled(dg), weirds.names
+
+
+def gre(payload: bytes, proto: int, flags: int = 0, words: int = 0) -> bytes:
+    return struct.pack("!HH", flags, proto) + b"\0\0\0\1" * words + payload
+
+
+@pytest.mark.parametrize(
+    "outer",
+    [
+        (udp_ip(), 4),
+        (pb.ipv6(pb.udp(1234, 53, b"hello", src="2001:db8::1", dst="2001:db8::2")), 41),
+        (gre(udp_ip(), 0x0800), 47),
+        (gre(udp_ip(), 0x0800, flags=0xB000, words=3), 47),  # checksum + key + sequence
+        (gre(pb.ether(udp_ip(), vlans=(9,)), 0x6558), 47),  # transparent Ethernet bridging
+        (gre(pb.ether(udp_ip()), 0x88BE), 47),  # ERSPAN type I (no sequence bit)
+        (gre(b"\0" * 8 + pb.ether(udp_ip()), 0x88BE, flags=0x1000, words=1), 47),  # ERSPAN II
+        (gre(b"\xff\x03\x00\x21" + udp_ip(), 0x880B, flags=0x2001, words=1), 47),  # PPTP
+    ],
+    ids=["ipip", "6in4", "gre", "gre-ckey-seq", "gre-teb-vlan", "erspan1", "erspan2", "pptp"],
+)
+def test_tunnel_decapsulation(outer) -> None:
+    inner, weirds = _tunneled(*outer)
+    assert weirds == []
+    assert inner is not None and inner.proto == 17
+    assert inner.payload.endswith(b"hello") and inner.payload[2:4] == b"\x00\x35"
+
+
+@pytest.mark.parametrize(
+    ("payload", "weird"),
+    [
+        (b"\0\0", "truncated_GRE"),
+        (gre(udp_ip(), 0x0800, flags=0x0002), "unknown_gre_version"),
+        (gre(udp_ip(), 0x0800, flags=0x4000), "gre_routing"),
+        (gre(udp_ip(), 0x0800, flags=0x0008), "unknown_gre_flags"),
+        (gre(udp_ip(), 0x0800, flags=0x0001), "egre_protocol_type"),
+        (gre(b"\xff\x03\xc0\x21", 0x880B, flags=0x2001, words=1), "non_ip_packet_in_encap"),
+    ],
+)
+def test_gre_weirds(payload: bytes, weird: str) -> None:
+    inner, weirds = _tunneled(payload, 47)
+    assert inner is None and weirds == [weird]

@@ -25,7 +25,14 @@ from wirestream.processors.engine.ip import (
     addr_text,
     walk_ipv6_chain,
 )
-from wirestream.processors.engine.linklayer import DLT_EN10MB, LinkResult, strip_link
+from wirestream.processors.engine.linklayer import (
+    DLT_EN10MB,
+    DLT_RAW,
+    LinkResult,
+    gre_inner,
+    strip_ethertype,
+    strip_link,
+)
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +126,39 @@ class Decoder:
                 self.stats.non_ip[link.ethertype] += 1
             return None
         return self._ip(pkt, link.offset, link)
+
+    def decode_tunneled(self, outer: IPDatagram) -> IPDatagram | None:
+        """The datagram inside an IP-in-IP (protocol 4/41) or GRE (47) datagram, decoded with
+        the same checks, weirds and fragment state; None if there is none (weird reported).
+
+        For the connection core's tunnel handling (Zeek's IPTunnel and GRE analyzers), which
+        also owns tunnel.log and the encapsulation depth limit.
+        """
+        payload, ts = outer.payload, outer.ts
+        # A snaplen-cut outer packet: the inner one is as long as the outer says, at most.
+        wirelen = len(payload) if outer.captured_all else max(len(payload), outer.ip_len)
+        if outer.proto in (4, 41):
+            inner = Packet(ts, payload, DLT_RAW, wirelen)
+            self.stats.packets += 1
+            self._ts = ts
+            return self._ip(inner, 0, None)
+        if outer.proto != 47:
+            raise ValueError(f"IP protocol {outer.proto} is not a tunnel")
+        self._ts = ts
+        found = gre_inner(payload)
+        if isinstance(found, str):
+            self._drop(found, "GRE")
+            return None
+        ethertype, offset = found
+        self.stats.packets += 1
+        link = strip_ethertype(payload, offset, ethertype)
+        if not link.ip_version:
+            if link.weird:
+                self._drop(link.weird, link.source)
+            else:
+                self.stats.non_ip[link.ethertype] += 1
+            return None
+        return self._ip(Packet(ts, payload, DLT_RAW, wirelen), link.offset, link)
 
     def _ip(self, pkt: Packet, off: int, link: LinkResult | None) -> IPDatagram | None:
         data = pkt.data

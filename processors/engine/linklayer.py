@@ -275,3 +275,60 @@ def _mpls(data: bytes, offset: int, res: LinkResult) -> LinkResult:
         res.ip_version, res.offset = IPV6, offset
         return res
     return _not_ip("no_ip_in_mpls_payload", "MPLS")
+
+
+ETH_TRANSPARENT_BRIDGING = 0x6558
+ETH_ERSPAN_2 = 0x88BE
+ETH_ERSPAN_3 = 0x22EB
+GRE_PPTP = 0x880B
+
+
+def gre_inner(payload: bytes) -> tuple[int, int] | str:
+    """The (ethertype, offset) of what a GRE header carries, or the weird Zeek reports.
+
+    Follows Zeek's GRE analyzer: versions 0 and 1 (PPTP's enhanced GRE carrying PPP), optional
+    checksum/key/sequence/ack words, ERSPAN type I (no sequence bit) as plain Ethernet.
+    The caller decodes the inner part with :func:`strip_ethertype`; tunnel bookkeeping
+    (tunnel.log) is the connection core's.
+    """
+    if len(payload) < 4:
+        return "truncated_GRE"
+    flags = (payload[0] << 8) | payload[1]
+    proto = (payload[2] << 8) | payload[3]
+    version = flags & 0x0007
+    length = 4 + sum(4 for bit in (0x8000, 0x2000, 0x1000, 0x0080) if flags & bit)
+    if version not in (0, 1):
+        return "unknown_gre_version"
+    pptp = 4 if version == 1 else 0
+    if version == 1 and proto != GRE_PPTP:
+        return "egre_protocol_type"
+    if version == 0 and proto == ETH_ERSPAN_2 and not flags & 0x1000:
+        proto = ETH_TRANSPARENT_BRIDGING  # ERSPAN type I: Ethernet right after GRE
+    if flags & 0x4000:
+        return "gre_routing"
+    if flags & 0x0078:
+        return "unknown_gre_flags"
+    if len(payload) < length + pptp:
+        return "truncated_GRE"
+    if version == 1:
+        ppp = (payload[length + 2] << 8) | payload[length + 3]
+        if ppp not in (PPP_IPV4, PPP_IPV6):
+            return "non_ip_packet_in_encap"
+        proto = ETH_IPV4 if ppp == PPP_IPV4 else ETH_IPV6
+    return proto, length + pptp
+
+
+def strip_ethertype(data: bytes, offset: int, ethertype: int) -> LinkResult:
+    """Decapsulate a tunnel's inner packet identified by an ethertype (GRE's protocol field)."""
+    if ethertype == ETH_TRANSPARENT_BRIDGING:
+        return _ethernet(data, offset, LinkResult(0, 0))
+    if ethertype == ETH_ERSPAN_2:
+        if len(data) - offset < 8:
+            return _not_ip("truncated_ERSPAN", "ERSPAN")
+        return _ethernet(data, offset + 8, LinkResult(0, 0))
+    if ethertype == ETH_ERSPAN_3:
+        if len(data) - offset < 12:
+            return _not_ip("truncated_ERSPAN", "ERSPAN")
+        extra = 8 if data[offset + 11] & 0x01 else 0  # optional platform-specific subheader
+        return _ethernet(data, offset + 12 + extra, LinkResult(0, 0))
+    return _by_ethertype(data, offset, ethertype, LinkResult(0, 0))
