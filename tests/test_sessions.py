@@ -9,7 +9,7 @@ import pytest
 from engine_kit import ListSink, datagram, only_conn
 from wirestream.processors.engine.engine import Engine
 from wirestream.processors.engine.icmp import counterpart
-from wirestream.processors.engine.sessions import ConnKey
+from wirestream.processors.engine.sessions import make_key
 from wirestream.processors.engine.uid import UidGenerator, base62
 
 
@@ -30,10 +30,8 @@ def udp(
 
 
 def test_key_is_the_same_both_ways_and_one_way_icmp_keeps_direction() -> None:
-    assert ConnKey.make("10.0.0.1", 1, "10.0.0.2", 2, 6) == ConnKey.make(
-        "10.0.0.2", 2, "10.0.0.1", 1, 6
-    )
-    assert ConnKey.make("10.0.0.1", 3, "10.0.0.2", 1, 1, one_way=True) != ConnKey.make(
+    assert make_key("10.0.0.1", 1, "10.0.0.2", 2, 6) == make_key("10.0.0.2", 2, "10.0.0.1", 1, 6)
+    assert make_key("10.0.0.1", 3, "10.0.0.2", 1, 1, one_way=True) != make_key(
         "10.0.0.2", 3, "10.0.0.1", 1, 1, one_way=True
     )
 

@@ -17,7 +17,7 @@ from .api import IPDatagram, Packet, Sink
 from .checksum import datagram_checksum_ok
 from .conn_log import LocalNets, conn_record
 from .icmp import IcmpSession, counterpart
-from .sessions import LIKELY_SERVER_PORTS, Connection, ConnKey, TimerQueue
+from .sessions import LIKELY_SERVER_PORTS, Connection, ConnKey, TimerQueue, key_order, make_key
 from .tcp import TcpHeader, TcpSession
 from .tunnels import (
     DLT_RAW,
@@ -210,6 +210,8 @@ class Engine:
 
     def _check_encapsulation(self, conn: Connection, dg: IPDatagram) -> None:
         """Zeek's Connection::CheckEncapsulation: a new outer tunnel adds a tunnel parent."""
+        if not dg.encap and not conn.encap_stack:
+            return
         stack = _tunnel_stack(dg)
         if stack == conn.encap_stack:
             return
@@ -269,7 +271,7 @@ class Engine:
             return
         payload = dg.payload
         tp = TcpHeader(payload)
-        key = ConnKey.make(dg.src, tp.sport, dg.dst, tp.dport, 6)
+        key = make_key(dg.src, tp.sport, dg.dst, tp.dport, 6)
         conn = self.connections.get(key)
         if conn is not None:
             if conn.adapter.is_reuse(dg.ts, tp):
@@ -302,7 +304,7 @@ class Engine:
             return
         payload = dg.payload
         sport, dport, ulen, _sum = _UDP.unpack_from(payload)
-        key = ConnKey.make(dg.src, sport, dg.dst, dport, 17)
+        key = make_key(dg.src, sport, dg.dst, dport, 17)
         conn = self.connections.get(key)
         if conn is None:
             flip = self._likely("udp", sport) and not self._likely("udp", dport)
@@ -333,7 +335,7 @@ class Engine:
         payload = dg.payload
         icmp_type, icmp_code = payload[0], payload[1]
         resp_port, one_way = counterpart(dg.proto, icmp_type, icmp_code)
-        key = ConnKey.make(dg.src, icmp_type, dg.dst, resp_port, dg.proto, one_way)
+        key = make_key(dg.src, icmp_type, dg.dst, resp_port, dg.proto, one_way)
         conn = self.connections.get(key)
         if conn is None:
             conn = self._new_connection(key, dg, icmp_type, resp_port, False)
@@ -352,7 +354,7 @@ class Engine:
     # -- other IP protocols ---------------------------------------------------------------
     def _unknown_transport(self, dg: IPDatagram) -> None:
         """Zeek 7+'s UnknownIPTransport: one connection per address pair and protocol, ports 0."""
-        key = ConnKey.make(dg.src, 0, dg.dst, 0, dg.proto)
+        key = make_key(dg.src, 0, dg.dst, 0, dg.proto)
         conn = self.connections.get(key)
         if conn is None:
             conn = self._new_connection(key, dg, 0, 0, False)
@@ -371,7 +373,7 @@ class Engine:
         self._finished = True
         self.finishing = True
         self.timers.expire_all(self.now)
-        for conn in sorted(self.connections.values(), key=lambda c: c.key.sort_key()):
+        for conn in sorted(self.connections.values(), key=lambda c: key_order(c.key)):
             self.remove_connection(conn)
         self.connections.clear()
         finish_files = getattr(self.files, "finish", None)

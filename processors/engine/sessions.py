@@ -12,7 +12,6 @@ import heapq
 import logging
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -143,38 +142,32 @@ _V4_MAPPED = b"\0" * 10 + b"\xff\xff"
 
 
 class Timer:
-    __slots__ = ("when", "seq", "callback", "cancelled", "do_expire")
+    __slots__ = ("when", "callback", "cancelled", "do_expire")
 
-    def __init__(
-        self, when: float, seq: int, callback: Callable[[float], None], do_expire: bool
-    ) -> None:
+    def __init__(self, when: float, callback: Callable[[float], None], do_expire: bool) -> None:
         self.when = when
-        self.seq = seq
         self.callback = callback
         self.cancelled = False
         self.do_expire = do_expire  # also fires when the trace ends (Zeek's TimerMgr::Expire)
-
-    def __lt__(self, other: Timer) -> bool:
-        return (self.when, self.seq) < (other.when, other.seq)
 
 
 class TimerQueue:
     """Zeek's timer manager: callbacks fire when packet time passes their time."""
 
     def __init__(self) -> None:
-        self._heap: list[Timer] = []
+        self._heap: list[tuple[float, int, Timer]] = []
         self._seq = 0
 
     def add(self, when: float, callback: Callable[[float], None], do_expire: bool = False) -> Timer:
         self._seq += 1
-        timer = Timer(when, self._seq, callback, do_expire)
-        heapq.heappush(self._heap, timer)
+        timer = Timer(when, callback, do_expire)
+        heapq.heappush(self._heap, (when, self._seq, timer))
         return timer
 
     def advance(self, now: float) -> None:
         heap = self._heap
-        while heap and heap[0].when <= now:
-            timer = heapq.heappop(heap)
+        while heap and heap[0][0] <= now:
+            timer = heapq.heappop(heap)[2]
             if not timer.cancelled:
                 timer.callback(now)
 
@@ -182,7 +175,7 @@ class TimerQueue:
         """End of input: fire the timers marked do_expire, in time order, at ``now``."""
         heap = self._heap
         while heap:
-            timer = heapq.heappop(heap)
+            timer = heapq.heappop(heap)[2]
             if timer.do_expire and not timer.cancelled:
                 timer.callback(now)
 
@@ -198,33 +191,22 @@ def addr_key(addr: str) -> bytes:
     return _V4_MAPPED + socket.inet_aton(addr)
 
 
-@dataclass(frozen=True, slots=True)
-class ConnKey:
-    """Canonical 5-tuple: the same for both directions of a connection (unless one-way ICMP)."""
+ConnKey = tuple  # (addr1, port1, addr2, port2, proto): canonical, the same both ways
 
-    addr1: bytes
-    port1: int
-    addr2: bytes
-    port2: int
-    proto: int
 
-    @classmethod
-    def make(
-        cls, src: str, sport: int, dst: str, dport: int, proto: int, one_way: bool = False
-    ) -> ConnKey:
-        a, b = addr_key(src), addr_key(dst)
-        if one_way or (a, sport) < (b, dport):
-            return cls(a, sport, b, dport, proto)
-        return cls(b, dport, a, sport, proto)
+def make_key(
+    src: str, sport: int, dst: str, dport: int, proto: int, one_way: bool = False
+) -> ConnKey:
+    """The canonical 5-tuple (one-way ICMP messages keep their direction)."""
+    a, b = addr_key(src), addr_key(dst)
+    if one_way or (a, sport) < (b, dport):
+        return (a, sport, b, dport, proto)
+    return (b, dport, a, sport, proto)
 
-    def sort_key(self) -> tuple:
-        return (
-            self.addr1,
-            self.addr2,
-            self.port1.to_bytes(2, "big"),
-            self.port2.to_bytes(2, "big"),
-            self.proto,
-        )
+
+def key_order(key: ConnKey) -> tuple:
+    """Zeek's session key byte order: addresses, then ports in network order, then protocol."""
+    return (key[0], key[2], key[1].to_bytes(2, "big"), key[3].to_bytes(2, "big"), key[4])
 
 
 class AnalyzerSlot:
