@@ -183,3 +183,27 @@ def test_ip_in_ip_and_gre_inner_connections_get_a_tunnel_parent(
         ("Tunnel::GRE", "Tunnel::DISCOVER", 0),
     ]
     assert {t["uid"] for t in tunnels} == set(c["tunnel_parents"])
+
+
+@pytest.mark.timeout(120)
+def test_malformed_transport_headers_never_crash_the_engine() -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        proto=st.sampled_from([6, 17, 1, 58, 47, 4, 41, 89]),
+        payload=st.binary(max_size=80),
+        sport_first=st.booleans(),
+    )
+    def run(proto: int, payload: bytes, sport_first: bool) -> None:
+        sink = ListSink()
+        engine = Engine(sink)
+        src, dst = ("10.0.0.1", "10.0.0.2") if sport_first else ("10.0.0.2", "10.0.0.1")
+        engine.ip(datagram(1.0, src, dst, proto, payload))
+        engine.ip(datagram(2.0, dst, src, proto, payload[::-1]))
+        engine.finish()
+        for row in sink.rows("conn"):
+            assert row["conn_state"]
+
+    run()
