@@ -169,11 +169,33 @@ def schema_json(schema: AvroSchema) -> str:
     return json.dumps(schema, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+_TYPE_KEYS = ("type", "name", "namespace", "doc", "zeek_log", "items", "logicalType")
+_FIELD_KEYS = ("name", "type", "default", "zeek_name", "zeek_type")
+
+
+def _ordered(node: Any, first: tuple[str, ...] = _TYPE_KEYS) -> Any:
+    """A schema node with its keys in the fixed display order, recursively."""
+    if isinstance(node, list):
+        return [_ordered(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    keys = [k for k in first if k in node] + [k for k in node if k not in first]
+    return {
+        k: [_ordered(f, _FIELD_KEYS) for f in node[k]] if k == "fields" else _ordered(node[k])
+        for k in keys
+    }
+
+
 def avsc_text(schema: AvroSchema) -> str:
-    """The readable ``.avsc`` text of a record schema: one field per line, stable bytes."""
-    head = {k: v for k, v in schema.items() if k != "fields"}
+    """The readable ``.avsc`` text of a record schema: one field per line, stable bytes.
+
+    Keys come in a fixed order (type, name, ...), so a schema read back from the sorted JSON of
+    the schemas topic prints the same as the committed file.
+    """
+    ordered = _ordered(schema)
+    head = {k: v for k, v in ordered.items() if k != "fields"}
     lines = [f"  {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}," for k, v in head.items()]
-    fields = [f"    {json.dumps(f, ensure_ascii=False)}" for f in schema.get("fields", [])]
+    fields = [f"    {json.dumps(f, ensure_ascii=False)}" for f in ordered.get("fields", [])]
     return "{\n" + "\n".join(lines) + '\n  "fields": [\n' + ",\n".join(fields) + "\n  ]\n}\n"
 
 

@@ -219,3 +219,11 @@ def test_json_record_of_unknown_log():
     }
     again = log_schema_from_json("custom", dict(record))
     assert fingerprint(avro_schema(again)) == fingerprint(avro_schema(derived))
+
+
+def test_stored_form_prints_like_the_committed_file():
+    from wirestream.schemas.avro import avsc_text, schema_json
+
+    for path in AVSC.glob("*.avsc"):
+        stored = json.loads(schema_json(json.loads(path.read_text())))  # sorted keys
+        assert avsc_text(stored) == path.read_text(), path.name
