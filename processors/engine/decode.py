@@ -180,10 +180,11 @@ class Decoder:
         else:
             self._drop("unknown_ip_version", "IP")
             return None
-        if total == 0:
-            self._drop("ip_hdr_len_zero", "IP")
+        if total == 0:  # TCP segmentation offload zeroes it; Zeek copes only under -C
             if not self.ignore_checksums:
+                self._drop("ip_hdr_len_zero", "IP")
                 return None
+            self.weirds.net_weird(name="ip_hdr_len_zero", ts=self._ts, source="IP")
             total = avail
         if pkt.wirelen < total + off:
             self._drop("truncated_IP_len", "IP")
