@@ -366,3 +366,14 @@ def test_tunnel_decapsulation(outer) -> None:
 def test_gre_weirds(payload: bytes, weird: str) -> None:
     inner, weirds = _tunneled(payload, 47)
     assert inner is None and weirds == [weird]
+
+
+def test_last_l2_addresses_for_mac_logging() -> None:
+    decoder = Decoder(CollectingWeirds())
+    assert decoder.last_l2_addresses() == (None, None)
+    decoder.decode(Packet(0.0, pb.udp4_frame(), 1, 47))
+    assert decoder.last_l2_addresses() == ("00:11:22:33:44:55", "66:77:88:99:aa:bb")
+    decoder.decode(Packet(0.0, pb.udp4_frame(vlans=(3,)), 1, 51))
+    assert decoder.last_l2_addresses() == ("00:11:22:33:44:55", "66:77:88:99:aa:bb")
+    decoder.decode(Packet(0.0, pb.ipv4(pb.udp(1, 2)), pb.DLT_RAW, 28))
+    assert decoder.last_l2_addresses() == (None, None)

@@ -30,6 +30,7 @@ from wirestream.processors.engine.linklayer import (
     DLT_RAW,
     LinkResult,
     gre_inner,
+    mac_text,
     strip_ethertype,
     strip_link,
 )
@@ -87,6 +88,8 @@ class Decoder:
         self.ignore_checksums = ignore_checksums
         self.stats = IntakeStats()
         self._ts = 0.0
+        self._last: Packet | None = None
+        self._last_link: LinkResult | None = None
         self.fragments = FragmentReassembler(self._flow_weird)
 
     # -- weirds --------------------------------------------------------------------------------
@@ -114,11 +117,13 @@ class Decoder:
         waiting for the rest of its datagram)."""
         self.stats.packets += 1
         self._ts = pkt.ts
+        self._last = pkt
         data = pkt.data
         # Fast path: untagged Ethernet carrying IPv4.
         if pkt.linktype == DLT_EN10MB and len(data) > 16 and data[12] == 8 and data[13] == 0:
+            self._last_link = None
             return self._ip(pkt, 14, None)
-        link = strip_link(data, pkt.linktype)
+        link = self._last_link = strip_link(data, pkt.linktype)
         if not link.ip_version:
             if link.weird:
                 self._drop(link.weird, link.source)
@@ -126,6 +131,18 @@ class Decoder:
                 self.stats.non_ip[link.ethertype] += 1
             return None
         return self._ip(pkt, link.offset, link)
+
+    def last_l2_addresses(self) -> tuple[str | None, str | None]:
+        """(source, destination) MAC of the packet :meth:`decode` saw last, as Zeek logs them
+        (``orig_l2_addr``/``resp_l2_addr`` of policy/protocols/conn/mac-logging); None where the
+        link layer has none. Computed on demand so the hot path does not pay for it."""
+        if self._last is None:
+            return None, None
+        link = self._last_link
+        if link is None:  # the untagged-Ethernet fast path
+            data = self._last.data
+            return mac_text(data[6:12]), mac_text(data[0:6])
+        return mac_text(link.l2_src), mac_text(link.l2_dst)
 
     def decode_tunneled(self, outer: IPDatagram) -> IPDatagram | None:
         """The datagram inside an IP-in-IP (protocol 4/41) or GRE (47) datagram, decoded with
