@@ -207,3 +207,37 @@ def test_malformed_transport_headers_never_crash_the_engine() -> None:
             assert row["conn_state"]
 
     run()
+
+
+def test_udp_tunnels_teredo_vxlan_ayiya(engine: Engine, sink: ListSink) -> None:
+    inner6 = pb.ipv6(
+        pb.udp(1, 2, b"x", src="2001:0:1::1", dst="2001:db8::2"),
+        src="2001:0:1::1",
+        dst="2001:db8::2",
+        next_header=17,
+    )
+    udp(engine, 1.0, "10.0.0.1", 40000, "10.0.0.2", 3544, inner6)
+    udp(engine, 1.1, "10.0.0.2", 3544, "10.0.0.1", 40000, inner6)
+    ayiya = bytes([0x41, 0x52, 0x11, 41]) + b"\0" * 4 + b"i" * 16 + b"s" * 20 + inner6
+    udp(engine, 2.0, "10.0.0.5", 40001, "10.0.0.6", 5072, ayiya)
+    inner4 = pb.ipv4(
+        pb.udp(7, 8, b"y", src="192.168.1.1", dst="192.168.1.2"),
+        src="192.168.1.1",
+        dst="192.168.1.2",
+    )
+    vxlan = b"\x08\0\0\0\0\0\x2a\0" + pb.ether(inner4)
+    udp(engine, 3.0, "10.0.0.7", 40002, "10.0.0.8", 4789, vxlan)
+    engine.finish()
+    by_resp = {r["id.resp_p"]: r for r in sink.rows("conn")}
+    assert by_resp[3544]["service"] == "teredo"  # valid Teredo seen from both sides
+    assert by_resp[5072]["service"] == "ayiya"
+    assert by_resp[4789]["service"] == "vxlan"
+    assert len(by_resp[2]["tunnel_parents"]) == 2  # the inner IPv6 flow over Teredo and AYIYA
+    assert by_resp[8]["tunnel_parents"] == [by_resp[4789]["uid"]]
+    assert sorted(
+        t["tunnel_type"] for t in sink.rows("tunnel") if t["action"] == "Tunnel::CLOSE"
+    ) == [
+        "Tunnel::AYIYA",
+        "Tunnel::TEREDO",
+        "Tunnel::VXLAN",
+    ]

@@ -225,8 +225,12 @@ class Tunnels:
             kind = "GTPv1"
         elif port in VXLAN_PORTS:
             kind = "VXLAN"
+        elif port in AYIYA_PORTS:
+            kind = "AYIYA"
         elif teredo_detect(data):
             kind = "TEREDO"
+        elif len(data) >= 3 and data[1] == 0x52 and data[2] == 0x11:  # Zeek's AYIYA detection
+            kind = "AYIYA"
         else:
             return
         state = self._state.get(conn.uid)
@@ -241,6 +245,8 @@ class Tunnels:
         ref = TunnelRef(kind, conn.uid, *conn.id_tuple())
         if kind == "TEREDO":
             self._teredo(conn, state, is_orig, data, ref, dg)
+        elif kind == "AYIYA":
+            self._ayiya(conn, state, data, ref, dg)
         elif kind == "GTPv1":
             off = gtp_inner_offset(data)
             if off is None:
@@ -262,6 +268,26 @@ class Tunnels:
                 conn.weird("vxlan_empty_packet")
                 return
             self._reinject(conn, ref, data[8:], DLT_EN10MB, dg)
+
+    def _ayiya(
+        self, conn: Connection, state: TunnelState, data: bytes, ref: TunnelRef, dg: Any
+    ) -> None:
+        """Zeek's AYIYA analyzer: forwarded packets (opcode 1) carry IPv4 or IPv6."""
+        if len(data) < 8:
+            state.violated.add("AYIYA")
+            return
+        hdr = 8 + (1 << (data[0] >> 4)) + (data[1] >> 4) * 4
+        if hdr > len(data):
+            state.violated.add("AYIYA")
+            return
+        if data[2] & 0x0F != 1:
+            return
+        conn.confirm("ayiya")
+        if len(data) == hdr:
+            conn.weird("ayiya_empty_packet")
+            return
+        if data[3] in (4, 41):
+            self._reinject(conn, ref, data[hdr:], DLT_RAW, dg)
 
     def _teredo(
         self,
