@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import time
 import uuid
 from collections.abc import Iterable
@@ -165,17 +166,31 @@ class SchemaStore(SchemaCache):
         self._producer = None
         self._reader: TopicReader | None = None
         self._topic_ready = False
+        self._lock = threading.RLock()  # one reader/producer; callers may share the store
 
     # --- writing ------------------------------------------------------------------------
 
     def publish(self, schema: AvroSchema | WireSchema) -> str:
-        """Make a schema resolvable by every consumer; idempotent. Returns its fingerprint."""
-        ws = self.add(schema)
-        if ws.fingerprint in self._published:
+        """Make a schema resolvable by every consumer; idempotent. Returns its fingerprint.
+
+        Reads the topic first, so a schema another process published under the same
+        fingerprint that would decode differently is refused (SchemaConflictError) instead of
+        overwriting it in the compacted topic.
+        """
+        with self._lock:
+            ws = wire_schema(schema)
+            if ws.fingerprint in self._published:
+                return self.add(ws).fingerprint
+            if not self._topic_ready:
+                ensure_schemas_topic(self.settings)
+                self._topic_ready = True
+            self.refresh()
+            ws = self.add(ws)
+            if ws.fingerprint not in self._published:
+                self._produce(ws)
             return ws.fingerprint
-        if not self._topic_ready:
-            ensure_schemas_topic(self.settings)
-            self._topic_ready = True
+
+    def _produce(self, ws: WireSchema) -> None:
         if self._producer is None:
             from wirestream.kafka import make_producer
 
@@ -199,7 +214,6 @@ class SchemaStore(SchemaCache):
             )
         self._published.add(ws.fingerprint)
         log.debug("published schema %s (%s) to %s", ws.fingerprint, ws.log, self.topic)
-        return ws.fingerprint
 
     # --- reading ------------------------------------------------------------------------
 
@@ -208,7 +222,9 @@ class SchemaStore(SchemaCache):
         held = self._wire.get(fingerprint)
         if held is not None:
             return held
-        self.refresh()
+        with self._lock:
+            if fingerprint not in self._wire:
+                self.refresh()
         try:
             return self._wire[fingerprint]
         except KeyError:
@@ -236,7 +252,11 @@ class SchemaStore(SchemaCache):
         if key.decode() != ws.fingerprint:
             log.warning("schema keyed %r in %s has fingerprint %s", key, self.topic, ws.fingerprint)
         known = ws.fingerprint in self._wire
-        self.add(ws)
+        try:
+            self.add(ws)
+        except SchemaConflictError as exc:  # only a writer bypassing publish() can cause this
+            log.error("schemas topic %s: %s; keeping the first", self.topic, exc)
+            return 0
         self._published.add(ws.fingerprint)
         return 0 if known else 1
 

@@ -75,3 +75,16 @@ def test_store_ignores_registry_records_sharing_the_topic(private):
         store.publish(bundled_avro_schema("conn"))
     with SchemaStore(private) as fresh:
         assert fresh.refresh() == 1
+
+
+def test_publishing_a_conflicting_schema_is_refused(private):
+    from wirestream.schemas.store import SchemaConflictError
+
+    conn = bundled_avro_schema("conn")
+    renamed = {**conn, "fields": [{**conn["fields"][0], "zeek_name": "when"}, *conn["fields"][1:]]}
+    with SchemaStore(private) as first:
+        first.publish(conn)
+    with SchemaStore(private) as second, pytest.raises(SchemaConflictError):
+        second.publish(renamed)  # same fingerprint, decodes to other keys
+    records = read_topic(private, topics.system_topic(topics.SCHEMAS_TOPIC, private))
+    assert records == [(fingerprint(conn).encode(), _json(conn))]
