@@ -10,10 +10,18 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from wirestream.schemas.avro import AvroSchema, schema_json
-from wirestream.schemas.codec import UnknownSchemaError, WireSchema, wire_schema
+from wirestream.schemas.codec import (
+    UnknownSchemaError,
+    WireSchema,
+    encode_confluent_many,
+    encode_many,
+    wire_schema,
+)
 
 from wirestream.config import ConfigError, Settings
 from wirestream.topics import log_topic
@@ -80,3 +88,35 @@ class ConfluentRegistry:
             raise UnknownSchemaError(f"schema id {schema_id} is {fetched.schema_type}, not Avro")
         ws = self._by_id[schema_id] = wire_schema(json.loads(fetched.schema_str))
         return ws
+
+
+WIRE_FORMATS = ("single-object", "confluent")
+WireEncoder = Callable[[Iterable[Mapping[str, Any]], AvroSchema | WireSchema], list[bytes]]
+
+
+def registry_for(settings: Settings) -> ConfluentRegistry | None:
+    """The registry consumers decode Confluent-framed messages with, if one is configured."""
+    return ConfluentRegistry.from_settings(settings) if settings.schema_registry_url else None
+
+
+def wire_encoder(settings: Settings) -> WireEncoder:
+    """``encode_many`` for the configured ``wire_format``.
+
+    ``single-object``: :func:`~wirestream.schemas.codec.encode_many` (publish the schema to the
+    store yourself). ``confluent``: each schema is registered once under its log topic's value
+    subject and records are framed with its id.
+    """
+    if settings.wire_format == "single-object":
+        return encode_many
+    if settings.wire_format == "confluent":
+        registry = ConfluentRegistry.from_settings(settings)
+
+        def encode_confluent_log(
+            records: Iterable[Mapping[str, Any]], schema: AvroSchema | WireSchema
+        ) -> list[bytes]:
+            return encode_confluent_many(records, schema, registry.register_log(schema, settings))
+
+        return encode_confluent_log
+    raise ConfigError(
+        f"wire_format {settings.wire_format!r} unknown; use one of {', '.join(WIRE_FORMATS)}"
+    )

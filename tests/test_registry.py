@@ -103,3 +103,23 @@ def test_topic_backed_registry_survives_restart(settings):
         assert client.register_schema("zeek.http-value", avro("http")) == max(conn_id, dns_id) + 1
     finally:
         server.shutdown()
+
+
+def test_wire_encoder_follows_settings(registry):
+    from wirestream.schemas.codec import decode_any
+    from wirestream.schemas.registry import registry_for, wire_encoder
+    from wirestream.schemas.store import SchemaCache
+
+    conn = bundled_avro_schema("conn")
+    record = {"ts": 1.5, "uid": "C1"}
+    single = wire_encoder(Settings())([record], conn)[0]
+    assert single[:2] == b"\xc3\x01"
+    confluent_settings = Settings(wire_format="confluent", schema_registry_url=registry)
+    framed = wire_encoder(confluent_settings)([record], conn)[0]
+    assert framed[:1] == b"\x00"
+    lookup = registry_for(confluent_settings)
+    assert decode_any(framed, SchemaCache(), lookup)["uid"] == "C1"
+    assert decode_any(single, SchemaCache([conn]), lookup)["ts"] == 1.5
+    assert registry_for(Settings()) is None
+    with pytest.raises(ConfigError, match="wire_format"):
+        wire_encoder(Settings(wire_format="protobuf"))
