@@ -161,3 +161,32 @@ def write_report(frames: dict[str, pd.DataFrame], out: Path) -> dict[str, Path]:
     written["text"].write_text(report.to_text() + "\n")
     written["html"].write_text(report.to_html(plot.name if plot else None))
     return written
+
+
+def pcap_details_view(details: object) -> dict:
+    """The seed's ``view_pcap_details`` shape: Zeek logs with row counts and the extracted files."""
+    record = details if isinstance(details, dict) else details.__dict__
+    return {
+        "md5": record["md5"],
+        "name": record["name"],
+        "status": record["status"],
+        "errors": list(record.get("errors") or []),
+        "zeek_logs": {
+            log: entry["records"] for log, entry in sorted(record.get("logs", {}).items())
+        },
+        "extracted_files": [
+            {
+                k: f.get(k)
+                for k in (
+                    "filename",
+                    "md5",
+                    "sha256",
+                    "ssdeep",
+                    "entropy",
+                    "file_size",
+                    "file_type",
+                )
+            }
+            for f in record.get("files", [])
+        ],
+    }

@@ -92,5 +92,7 @@ for _verb, _target in {
     "status": "wirestream.processors.pipeline_cli:status_command",
     "files": "wirestream.processors.pipeline_cli:files_command",
     "stats": "wirestream.processors.pipeline_cli:stats_command",
+    "report": "wirestream.consumers.report_cli:report",
+    "demo": "wirestream.demo:demo",
 }.items():
     register(_verb, _target)
