@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 PROCESSOR_GROUP = "wirestream-processor"
 FILE_CHUNK_BYTES = 512 * 1024
 MAX_FILE_BYTES = 64 * 1024 * 1024  # extracted files beyond this are cut (and marked truncated)
+FINALISE_WINDOW = 120.0  # seconds a send's completion is re-checked after this processor's part
+RECHECK_EVERY = 2.0
 
 
 class EngineSession(Protocol):
@@ -209,6 +211,8 @@ class BroProcessor:
         self.stored_files: set[str] = set()
         self.stop_event = threading.Event()
         self.streams_done = 0
+        # send_id -> (a part this processor committed, when): sends it may have to finalise.
+        self.unfinished: dict[str, tuple[cd.CapturePart, float]] = {}
         self.consumer = make_consumer(
             settings,
             group_id,
@@ -244,10 +248,13 @@ class BroProcessor:
         self.consumer.subscribe(
             [self.pcap_topic], on_assign=self._on_assign, on_revoke=self._on_revoke
         )
-        idle_since = time.monotonic()
+        idle_since = last_check = time.monotonic()
         try:
             while not self.stop_event.is_set():
                 msg = self.consumer.poll(0.5)
+                if self.unfinished and time.monotonic() - last_check > RECHECK_EVERY:
+                    self._check_unfinished()
+                    last_check = time.monotonic()
                 if msg is None:
                     if max_idle is not None and time.monotonic() - idle_since > max_idle:
                         break
@@ -364,7 +371,7 @@ class BroProcessor:
         if marker.error:
             stream.errors.append(marker.error)
         try:
-            self._commit_stream(stream, marker, offset)
+            part = self._commit_stream(stream, marker, offset)
         except KafkaException as exc:
             if exc.args and isinstance(exc.args[0], KafkaError) and exc.args[0].fatal():
                 raise  # fenced by a newer instance of this processor: stop
@@ -374,7 +381,8 @@ class BroProcessor:
             stream.sink.spool.close()
         self.completed.add((send, partition))
         self.streams_done += 1
-        self._maybe_finish_send(marker)
+        self.unfinished[send] = (part, time.monotonic())
+        self._check_unfinished(send)
 
     # --- output ------------------------------------------------------------------------------
 
@@ -383,7 +391,9 @@ class BroProcessor:
         open_starts = [s.first_offset for (p, _), s in self.streams.items() if p == partition]
         return min([end_offset + 1, *open_starts])
 
-    def _commit_stream(self, stream: _Stream, marker: pcap_wire.EndMarker, end_offset: int) -> None:
+    def _commit_stream(
+        self, stream: _Stream, marker: pcap_wire.EndMarker, end_offset: int
+    ) -> cd.CapturePart:
         offsets: dict[str, dict[int, list[int]]] = {}
         topic_of: dict[str, str] = {}
         counts: dict[str, int] = {}
@@ -469,6 +479,7 @@ class BroProcessor:
             sum(counts.values()),
             f", errors: {stream.errors}" if stream.errors else "",
         )
+        return part
 
     def _produce(self, **kwargs: Any) -> None:
         while True:
@@ -518,12 +529,30 @@ class BroProcessor:
 
     # --- capture completion ------------------------------------------------------------------
 
-    def _maybe_finish_send(self, marker: pcap_wire.EndMarker) -> None:
+    def _check_unfinished(self, only: str | None = None) -> None:
+        """Finalises sends of which this processor committed a part, once all parts are visible.
+
+        A part committed by another processor a moment ago may not be readable yet (transaction
+        markers are written after the commit returns), so sends stay on the list and are checked
+        again while idle, for ``FINALISE_WINDOW`` seconds; after that the last committer has
+        certainly seen every part (and the start-up sweep catches anything left).
+        """
         from wirestream.processors.capture_store import read_parts
 
-        parts = [p for p in read_parts(self.settings).values() if p.send_id == marker.send_id]
-        if len({p.partition for p in parts}) >= marker.partitions:
-            self._write_details(cd.merge_parts(parts))
+        sends = [only] if only is not None else list(self.unfinished)
+        if not sends:
+            return
+        committed = read_parts(self.settings).values()
+        now = time.monotonic()
+        for send_id in sends:
+            own, since = self.unfinished[send_id]
+            parts = {p.partition: p for p in committed if p.send_id == send_id}
+            parts[own.partition] = own
+            if len(parts) >= own.partitions:
+                self._write_details(cd.merge_parts(list(parts.values())))
+                del self.unfinished[send_id]
+            elif now - since > FINALISE_WINDOW:
+                del self.unfinished[send_id]
 
     def _finish_orphaned_sends(self) -> None:
         """Sends whose every part is committed but whose final record is missing (a finaliser
