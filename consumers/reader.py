@@ -113,6 +113,7 @@ def fetch(
     stop = {p: s for p, (_b, s) in todo.items()}
     lo = ranges.min_ms if ranges.min_ms is not None else -(2**63)
     hi = ranges.max_ms if ranges.max_ms is not None else 2**63
+    timed = ranges.min_ms is not None or ranges.max_ms is not None
     assigned = [TopicPartition(topic, p, b) for p, (b, _s) in todo.items()]
     consumer.assign(assigned)
     pending = set(todo)
@@ -147,6 +148,8 @@ def fetch(
                 msgs = [m for m in msgs if m.error() is None]
             if overshoot or headers_filter is not None:
                 _take_checked(msgs, stop, lo, hi, headers_filter, values, stamps)
+            elif not timed:  # no time bounds: timestamps are not needed at all
+                values += [m.value() for m in msgs]
             else:
                 batch_stamps = [m.timestamp()[1] for m in msgs]
                 if batch_stamps and lo <= min(batch_stamps) and max(batch_stamps) < hi:
@@ -311,7 +314,7 @@ def read_ranges(
         errors_before = decoder.errors.total
         part = decoder.decode(values)
         aligned = decoder.errors.total == errors_before  # else rows no longer match stamps
-        return filter_window(part, stamps if aligned else None, start, end)
+        return filter_window(part, stamps if aligned and stamps else None, start, end)
 
     parts: list[Future] = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="wirestream-decode") as pool:
@@ -327,8 +330,9 @@ def read_ranges(
         if not frames
         else frames[0]
         if len(frames) == 1
-        else pl.concat(frames, how="diagonal_relaxed")
+        else pl.concat(frames, how="diagonal_relaxed", rechunk=False)
     )
+    del frames
     columns = decoder.columns
     stats.errors = decoder.errors
     if decoder.errors.total:
