@@ -74,3 +74,17 @@ def test_vlan_columns_on_request() -> None:
     engine.finish()
     c = only_conn(sink)
     assert "vlan" in c and "inner_vlan" in c and c["vlan"] is None
+
+
+def test_late_flip_sets_local_columns_even_without_local_nets() -> None:
+    sink = ListSink()
+    engine = Engine(sink, local_nets=[])
+    talk = TcpTalk(engine, a=("10.0.0.1", 40000), b=("10.0.0.2", 40001))
+    talk.send(False, "SA", ack=1001)  # a SYN-ACK between two unlikely ports: no flip yet
+    talk.send(True, "A", seq=1001)  # productive traffic: Zeek flips now (^h)
+    TcpTalk(engine, a=("10.0.0.3", 1), b=("10.0.0.4", 2)).send(True, "S", ack=0)
+    engine.finish()
+    flipped, plain = sorted(sink.rows("conn"), key=lambda r: r["id.orig_h"])
+    assert flipped["history"].startswith("^h")
+    assert (flipped["local_orig"], flipped["local_resp"]) == (False, False)
+    assert (plain["local_orig"], plain["local_resp"]) == (None, None)

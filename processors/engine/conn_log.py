@@ -139,6 +139,7 @@ def conn_record(conn: Connection, local_nets: LocalNets) -> dict[str, Any]:
         state = udp_conn_state(*adapter.active())
     else:
         state = "OTH"
+    local_here = local_nets.configured or conn.flipped_late
     duration = conn.last_time - conn.start_time
     lasted = duration > 0
     record: dict[str, Any] = {
@@ -154,8 +155,10 @@ def conn_record(conn: Connection, local_nets: LocalNets) -> dict[str, Any]:
         "orig_bytes": orig_size if lasted else None,
         "resp_bytes": resp_size if lasted else None,
         "conn_state": state,
-        "local_orig": local_nets.is_local(conn.orig_h) if local_nets.configured else None,
-        "local_resp": local_nets.is_local(conn.resp_h) if local_nets.configured else None,
+        # Zeek sets these only with Site::local_nets configured, but its connection_flipped
+        # handler sets them regardless (to F/F when no nets are configured).
+        "local_orig": local_nets.is_local(conn.orig_h) if local_here else None,
+        "local_resp": local_nets.is_local(conn.resp_h) if local_here else None,
         "missed_bytes": conn.missed_bytes,
         "history": conn.history or None,
         "orig_pkts": conn.orig_pkts,

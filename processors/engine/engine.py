@@ -189,6 +189,7 @@ class Engine:
             conn.encap_stack = stack
             conn.tunnel_parents.append(stack[-1].uid)
             self.tunnels.register(stack, dg.ts)
+        conn.started = True
         conn.attach_analyzers()
         self.connections[key] = conn
         self.stats.connections += 1

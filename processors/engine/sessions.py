@@ -287,6 +287,8 @@ class Connection:
         self.vlan: int | None = None
         self.inner_vlan: int | None = None
         self.did_weird = False
+        self.started = False  # set once new_connection has "happened" (Zeek's c$conn exists)
+        self.flipped_late = False
         self.in_table = True
         self.inactivity_timeout = 0.0
         self._inactivity_timer: Timer | None = None
@@ -310,6 +312,8 @@ class Connection:
         self.orig_ip_bytes, self.resp_ip_bytes = self.resp_ip_bytes, self.orig_ip_bytes
         if self.adapter is not None:
             self.adapter.flip()
+        if self.started:
+            self.flipped_late = True
         self.add_history("^")
 
     # -- history ----------------------------------------------------------------------------
