@@ -11,6 +11,8 @@ def __getattr__(name: str):
 
     if name == "read_zeek_log":  # Zeek log file -> typed DataFrame (pandas loaded on first use)
         return importlib.import_module("wirestream.schemas.zeeklog.dataframe").read_zeek_log
+    if name in ("submit", "connect"):  # send captures through the pipeline (wirestream/session.py)
+        return getattr(importlib.import_module("wirestream.session"), name)
     consumers = importlib.import_module("wirestream.consumers")
     if name in consumers.__all__:
         return getattr(consumers, name)
