@@ -53,6 +53,13 @@ from wirestream.kafka import make_consumer, make_producer
 log = logging.getLogger(__name__)
 
 PROCESSOR_GROUP = "wirestream-processor"
+
+
+def processor_group(settings: Settings) -> str:
+    """The processors' consumer group; topic namespaces (``topic_prefix``) get their own."""
+    return settings.topic_prefix + PROCESSOR_GROUP
+
+
 FILE_CHUNK_BYTES = 512 * 1024
 MAX_FILE_BYTES = 64 * 1024 * 1024  # extracted files beyond this are cut (and marked truncated)
 FINALISE_WINDOW = 120.0  # seconds a send's completion is re-checked after this processor's part
@@ -189,7 +196,7 @@ class BroProcessor:
         engine: str | None = None,
         engine_factory: EngineFactory | None = None,
         engine_name: str | None = None,
-        group_id: str = PROCESSOR_GROUP,
+        group_id: str | None = None,
         instance: str | None = None,
         spool_memory: int = DEFAULT_SPOOL_MEMORY,
         transaction_timeout_ms: int = 60_000,
@@ -199,7 +206,7 @@ class BroProcessor:
             engine_name, engine_factory = resolve_engine(engine or settings.engine, settings)
         self.engine_name = engine_name or "custom"
         self.engine_factory = engine_factory
-        self.group_id = group_id
+        self.group_id = group_id or processor_group(settings)
         self.instance = instance or uuid.uuid4().hex[:12]
         self.spool_memory = spool_memory
         self.pcap_topic = topics.system_topic(topics.PCAP_TOPIC, settings)
@@ -215,7 +222,7 @@ class BroProcessor:
         self.unfinished: dict[str, tuple[cd.CapturePart, float]] = {}
         self.consumer = make_consumer(
             settings,
-            group_id,
+            self.group_id,
             **{
                 "max.poll.interval.ms": 900_000,
                 "fetch.max.bytes": topics.PCAP_MAX_MESSAGE_BYTES * 2,
@@ -227,7 +234,7 @@ class BroProcessor:
         self.producer = make_producer(
             settings,
             **{
-                "transactional.id": f"{group_id}-{self.instance}",
+                "transactional.id": f"{self.group_id}-{self.instance}",
                 "transaction.timeout.ms": transaction_timeout_ms,
                 "linger.ms": 20,
             },

@@ -127,7 +127,9 @@ def _send_zeek_logs(
     default=None,
     help="Analysis engine (default: settings.engine).",
 )
-@click.option("--group", default=None, help="Consumer group (default: wirestream-processor).")
+@click.option(
+    "--group", default=None, help="Consumer group (default: <topic prefix>wirestream-processor)."
+)
 @click.option(
     "--instance",
     default=None,
@@ -149,7 +151,6 @@ def process_command(
 ) -> None:
     """Run a Bro processor: pcap topic in, Zeek logs out, exactly once, until SIGTERM."""
     from wirestream.processors.bro_processor import (
-        PROCESSOR_GROUP,
         BroProcessor,
         EngineUnavailable,
         serve,
@@ -161,7 +162,7 @@ def process_command(
         processor = BroProcessor(
             settings,
             engine=engine,
-            group_id=group or PROCESSOR_GROUP,
+            group_id=group,
             instance=instance,
             spool_memory=spool_memory * 1024 * 1024,
         )
@@ -201,15 +202,15 @@ def run_pipeline(
 ) -> dict[str, Any]:
     """Sends captures, analyses them (starting an in-process processor if none is running), and
     returns ``{path: CaptureDetails | SendResult}`` once every capture's details are final."""
-    from wirestream.processors.bro_processor import PROCESSOR_GROUP, BroProcessor
+    from wirestream.processors.bro_processor import BroProcessor, processor_group
     from wirestream.processors.capture_store import read_captures, wait_for_details
     from wirestream.producers.pcap_producer import send_captures
 
     ensure_pipeline_topics(settings)
     processor = None
     thread = None
-    if not processor_group_active(settings, PROCESSOR_GROUP):
-        processor = BroProcessor(settings, engine=engine, group_id=PROCESSOR_GROUP)
+    if not processor_group_active(settings, processor_group(settings)):
+        processor = BroProcessor(settings, engine=engine)
         thread = threading.Thread(target=processor.run, name="bro-processor", daemon=True)
         thread.start()
         log.info("started an in-process processor (%s engine)", processor.engine_name)
@@ -334,11 +335,11 @@ def processor_lag(settings: Settings, group: str) -> dict[int, dict[str, int]]:
 @click.pass_context
 def status_command(ctx: click.Context, group: str | None, as_json: bool) -> None:
     """Processor consumer-group lag on the pcap topic, and the captures seen so far."""
-    from wirestream.processors.bro_processor import PROCESSOR_GROUP
+    from wirestream.processors.bro_processor import processor_group
     from wirestream.processors.capture_store import read_captures
 
     settings = _settings(ctx)
-    group = group or PROCESSOR_GROUP
+    group = group or processor_group(settings)
     lag = processor_lag(settings, group)
     captures = read_captures(settings)
     if as_json:

@@ -98,3 +98,48 @@ def test_kitchen_boss_streams_the_records_analyze_writes(shared: Path, pipeline_
         assert meta["sha1"] == r["sha1"] and meta["sha256"] == r["sha256"]
         assert meta["file_size"] == r["seen_bytes"]
     assert {f["mime_type"] for f in details.files} >= {"image/png", "image/gif"}
+
+
+@pytest.mark.timeout(300)
+def test_run_and_status_verbs(shared: Path, pipeline_settings, tmp_path: Path) -> None:
+    """``wirestream run`` starts a processor, sends, waits and prints the details;
+    ``wirestream status`` then shows the capture and the group's committed offsets."""
+    import json
+
+    from click.testing import CliRunner
+
+    from wirestream.cli import cli
+
+    s = pipeline_settings
+    env = {
+        "WIRESTREAM_BOOTSTRAP_SERVERS": s.bootstrap_servers,
+        "WIRESTREAM_TOPIC_PREFIX": s.topic_prefix,
+        "WIRESTREAM_HOME": str(tmp_path),
+    }
+    bad = tmp_path / "notes.pcap"
+    bad.write_text("not a capture\n")
+    trace = shared / "samples" / "pcap" / "http.pcap"
+    runner = CliRunner()
+    result = runner.invoke(
+        cli, ["run", "--json", "--engine", "builtin", str(trace), str(bad)], env=env
+    )
+    assert result.exit_code == 1, result.output  # one capture failed
+    details = json.loads(result.stdout[result.stdout.index("{") :])
+    assert details[str(trace)]["status"] == "ok"
+    assert details[str(trace)]["logs"]["http"]["records"] >= 1
+    assert details[str(bad)]["status"] == "failed"
+    assert "unknown file format" in details[str(bad)]["errors"][0]
+
+    again = runner.invoke(cli, ["run", "--json", str(trace)], env=env)
+    assert again.exit_code == 0, again.output
+    assert (
+        json.loads(again.stdout[again.stdout.index("{") :])[str(trace)]["send_id"]
+        == details[str(trace)]["send_id"]
+    )
+
+    status = runner.invoke(cli, ["status", "--json"], env=env)
+    assert status.exit_code == 0, status.output
+    state = json.loads(status.stdout[status.stdout.index("{") :])
+    assert state["group"] == s.topic_prefix + "wirestream-processor"
+    assert {c["status"] for c in state["captures"].values()} == {"ok", "failed"}
+    assert sum(row["committed"] for row in state["lag"].values()) > 0
