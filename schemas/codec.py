@@ -396,12 +396,22 @@ class RegistryLookup(Protocol):
 def _read(message: bytes, offset: int, writer: WireSchema, reader: WireSchema | None) -> Record:
     fo = io.BytesIO(message)
     fo.seek(offset)
-    if reader is None or reader.fingerprint == writer.fingerprint:
-        datum = schemaless_reader(fo, writer.parsed)
-        target = writer
-    else:
-        datum = schemaless_reader(fo, writer.parsed, reader.parsed)
-        target = reader
+    target = writer if reader is None or reader.fingerprint == writer.fingerprint else reader
+    try:
+        if target is writer:
+            datum = schemaless_reader(fo, writer.parsed)
+        else:
+            datum = schemaless_reader(fo, writer.parsed, reader.parsed)
+    except (EOFError, IndexError, ValueError, TypeError, OverflowError, MemoryError) as exc:
+        raise CodecError(
+            f"{writer.log}: body does not decode with schema {writer.fingerprint}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    if fo.tell() != len(message):
+        raise CodecError(
+            f"{writer.log}: {len(message) - fo.tell()} byte(s) left after the record: "
+            f"not written with schema {writer.fingerprint}"
+        )
     if _PUA_UTF8[0] in message or _PUA_UTF8[1] in message:
         datum = {k: pua_unescape(v) for k, v in datum.items()}
     return target.from_avro(datum)

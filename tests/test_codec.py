@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from wirestream.schemas.avro import avro_schema, bundled_avro_schema, fingerprint
 from wirestream.schemas.codec import (
+    SINGLE_OBJECT_HEADER,
     CodecError,
     UnknownSchemaError,
     decode,
@@ -224,3 +225,21 @@ def test_nan_and_infinities():
     assert decode_body(encode_body(record, CONN), CONN)["duration"] == math.inf
     back = decode_body(encode_body({"duration": math.nan}, CONN), CONN)
     assert math.isnan(back["duration"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 200), st.binary(max_size=8))
+def test_damaged_messages_raise_codec_errors(cut, tail):
+    """A cut or re-tailed body is a CodecError or (if still well-formed) a record: nothing else."""
+    message = encode(RECORD, CONN)
+    damaged = message[: SINGLE_OBJECT_HEADER + cut % (len(message) - SINGLE_OBJECT_HEADER)] + tail
+    try:
+        decoded = decode(damaged, SchemaCache([CONN]))
+    except CodecError:
+        return
+    assert set(decoded) == set(full(RECORD))
+
+
+def test_trailing_bytes_are_refused():
+    with pytest.raises(CodecError, match="left after the record"):
+        decode(encode(RECORD, CONN) + b"\x00", SchemaCache([CONN]))
