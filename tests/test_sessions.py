@@ -241,3 +241,21 @@ def test_udp_tunnels_teredo_vxlan_ayiya(engine: Engine, sink: ListSink) -> None:
         "Tunnel::TEREDO",
         "Tunnel::VXLAN",
     ]
+
+
+def test_analyzers_can_register_script_level_tunnels(engine: Engine, sink: ListSink) -> None:
+    from wirestream.processors.engine.sessions import AnalyzerSlot
+
+    udp(engine, 1.0, "10.0.0.1", 5555, "10.0.0.2", 9999)
+    conn = next(iter(engine.connections.values()))
+    slot = AnalyzerSlot(conn, None)  # type: ignore[arg-type]
+    slot.register_tunnel(("10.0.0.1", 0, "60.1.1.1", 8124), "SOCKS")
+    slot.register_tunnel(("10.0.0.1", 0, "60.1.1.1", 8124), "SOCKS")  # once per tunnel
+    engine.finish()
+    (t,) = sink.rows("tunnel")
+    assert (t["uid"], t["id.resp_p"], t["tunnel_type"], t["action"]) == (
+        None,
+        8124,
+        "Tunnel::SOCKS",
+        "Tunnel::DISCOVER",
+    )

@@ -239,6 +239,11 @@ class AnalyzerSlot:
     def weird(self, name: str, addl: str = "", ts: float | None = None) -> None:
         self._conn.weird(name, addl, source=self.spec.name.upper(), ts=ts)
 
+    def register_tunnel(self, cid: tuple[str, int, str, int], tunnel_type: str) -> None:
+        """Script-level tunnels (SOCKS, HTTP CONNECT): a tunnel.log DISCOVER for ``cid``."""
+        engine = self._conn.engine
+        engine.tunnels.register_cid(tuple(cid), tunnel_type, engine.now)
+
     def flip_roles(self) -> None:
         """Analyzers that learn the real direction from content (DNS, NTP) may flip, as in Zeek."""
         self._conn.flip_roles()

@@ -342,10 +342,27 @@ class Tunnels:
             self.active[cid] = record
             self._emit(dict(record))
 
+    def register_cid(self, cid: tuple[str, int, str, int], tunnel_type: str, ts: float) -> None:
+        """Zeek's Tunnel::register from scripts (SOCKS, HTTP CONNECT): no uid, one DISCOVER."""
+        if cid in self.active:
+            return
+        record = {
+            "ts": ts,
+            "uid": None,
+            "id.orig_h": cid[0],
+            "id.orig_p": cid[1],
+            "id.resp_h": cid[2],
+            "id.resp_p": cid[3],
+            "tunnel_type": f"Tunnel::{tunnel_type}",
+            "action": "Tunnel::DISCOVER",
+        }
+        self.active[cid] = record
+        self._emit(dict(record))
+
     def connection_removed(self, conn: Connection, ts: float) -> None:
         self._state.pop(conn.uid, None)
         record = self.active.get(conn.id_tuple())
-        if record is not None and record["uid"] == conn.uid:
+        if record is not None and record["uid"] in (conn.uid, None):
             del self.active[conn.id_tuple()]
             self._emit({**record, "ts": ts, "action": "Tunnel::CLOSE"})
 
