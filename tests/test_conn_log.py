@@ -88,3 +88,30 @@ def test_late_flip_sets_local_columns_even_without_local_nets() -> None:
     assert flipped["history"].startswith("^h")
     assert (flipped["local_orig"], flipped["local_resp"]) == (False, False)
     assert (plain["local_orig"], plain["local_resp"]) == (None, None)
+
+
+def test_history_flip_case_with_mac_logging_and_local_nets(shared) -> None:  # noqa: ANN001
+    """core.history-flip: Zeek's row, given the case's redefs (mac-logging, local_nets)."""
+    from wirestream.processors.engine.pcapio import read_packets
+
+    sink = ListSink()
+    engine = Engine(
+        sink, ignore_checksums=True, conn_l2_columns=True, local_nets=["125.190.109.0/24"]
+    )
+    for packet in read_packets(shared / "zeek-ref/cases/core.history-flip/missing-syn.pcap"):
+        engine.process(packet)
+    engine.finish()
+    c = only_conn(sink)
+    assert (c["history"], c["conn_state"], c["local_orig"], c["local_resp"]) == (
+        "^hADdFaf",
+        "SF",
+        False,
+        True,
+    )
+    assert (c["orig_l2_addr"], c["resp_l2_addr"]) == ("00:d0:03:3b:f4:00", "00:b0:c2:86:ec:00")
+    assert (c["orig_bytes"], c["resp_bytes"], c["orig_pkts"], c["resp_ip_bytes"]) == (
+        98,
+        9417,
+        11,
+        9945,
+    )

@@ -92,6 +92,11 @@ class LocalNets:
         return hit
 
 
+def _mac(mac: bytes) -> str | None:
+    """Zeek's MAC text (lowercase, colons); an all-zero address counts as absent."""
+    return ":".join(f"{b:02x}" for b in mac) if any(mac) else None
+
+
 def tcp_conn_state(
     orig_state: int, resp_state: int, orig_size: int, resp_size: int, history: str
 ) -> str:
@@ -168,6 +173,10 @@ def conn_record(conn: Connection, local_nets: LocalNets) -> dict[str, Any]:
         "tunnel_parents": list(conn.tunnel_parents) if conn.tunnel_parents else None,
         "ip_proto": conn.ip_proto,
     }
+    if conn.engine.conn_l2_columns:
+        l2 = conn.l2
+        record["orig_l2_addr"] = _mac(l2[0]) if l2 else None
+        record["resp_l2_addr"] = _mac(l2[1]) if l2 else None
     if conn.engine.conn_vlan_columns:
         record["vlan"] = conn.vlan
         record["inner_vlan"] = conn.inner_vlan

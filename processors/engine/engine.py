@@ -74,6 +74,7 @@ class Engine:
         seed: int | None = None,
         files: Any = None,
         conn_vlan_columns: bool = False,
+        conn_l2_columns: bool = False,
         weird_log: bool = True,
         likely_server_ports: dict[str, frozenset[int]] | None = None,
         tcp_inactivity_timeout: float = TCP_INACTIVITY_TIMEOUT,
@@ -94,6 +95,8 @@ class Engine:
             else FileManager(sink.log, sink.file, uids=self.uids, local_nets=self.local_nets)
         )
         self.conn_vlan_columns = conn_vlan_columns
+        self.conn_l2_columns = conn_l2_columns  # Zeek's policy/protocols/conn/mac-logging
+        self._frame_l2: tuple[bytes, bytes] | None = None
         self.likely_server_ports = likely_server_ports or LIKELY_SERVER_PORTS
         self.tcp_inactivity_timeout = tcp_inactivity_timeout
         self.udp_inactivity_timeout = udp_inactivity_timeout
@@ -113,6 +116,11 @@ class Engine:
         """One captured frame: advance network time, decode, track."""
         self.stats.packets += 1
         self._advance(packet.ts)
+        data = packet.data
+        # Ethernet source/destination of the frame, for orig_l2_addr/resp_l2_addr.
+        self._frame_l2 = (
+            (data[6:12], data[0:6]) if packet.linktype == 1 and len(data) >= 14 else None
+        )
         dg = self.decoder.decode(packet)
         if dg is not None:
             self._datagram(dg)
@@ -120,6 +128,7 @@ class Engine:
     def ip(self, datagram: IPDatagram) -> None:
         """One IP datagram (already decapsulated and reassembled)."""
         self._advance(datagram.ts)
+        self._frame_l2 = None
         self._datagram(datagram)
 
     def _advance(self, ts: float) -> None:
@@ -170,6 +179,7 @@ class Engine:
             self, key, self.uids.conn_uid(), dg.src, sport, dg.dst, dport, dg.proto, dg.ts
         )
         conn.vlan, conn.inner_vlan = dg.vlan, dg.inner_vlan
+        conn.l2 = self._frame_l2
         if dg.proto == 6:
             conn.adapter = TcpSession(conn)
             conn.set_inactivity_timeout(self.udp_inactivity_timeout)
@@ -234,6 +244,7 @@ class Engine:
     ) -> None:
         """A packet found inside a tunnel: decode it and track it with its encapsulation."""
         inner = self.decoder.decode(Packet(outer_dg.ts, data, linktype, len(data)))
+        self._frame_l2 = None  # Zeek gives tunnelled packets no link-layer addresses
         if inner is None:
             return
         inner.encap = (*outer_dg.encap, ("tunnel", ref), *inner.encap)
@@ -258,6 +269,7 @@ class Engine:
         ref = self.tunnels.ip_tunnel(dg.src, dg.dst, tunnel_type, self.uids.conn_uid)
         data = dg.payload[offset:]
         inner = self.decoder.decode(Packet(dg.ts, data, linktype, len(data)))
+        self._frame_l2 = None
         if inner is None:
             return
         inner.encap = (*dg.encap, ("tunnel", ref), *inner.encap)

@@ -290,6 +290,7 @@ class Connection:
         self.encap_stack: tuple = ()
         self.tunnel_changes = 0
         self.vlan: int | None = None
+        self.l2: tuple[bytes, bytes] | None = None  # (orig MAC, resp MAC) of the first frame
         self.inner_vlan: int | None = None
         self.did_weird = False
         self.started = False  # set once new_connection has "happened" (Zeek's c$conn exists)
@@ -315,6 +316,8 @@ class Connection:
         self.orig_p, self.resp_p = self.resp_p, self.orig_p
         self.orig_pkts, self.resp_pkts = self.resp_pkts, self.orig_pkts
         self.orig_ip_bytes, self.resp_ip_bytes = self.resp_ip_bytes, self.orig_ip_bytes
+        if self.l2 is not None:
+            self.l2 = (self.l2[1], self.l2[0])
         if self.adapter is not None:
             self.adapter.flip()
         if self.started:
