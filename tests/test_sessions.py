@@ -259,3 +259,26 @@ def test_analyzers_can_register_script_level_tunnels(engine: Engine, sink: ListS
         "Tunnel::SOCKS",
         "Tunnel::DISCOVER",
     )
+
+
+def test_gtp_inner_teredo_case_without_teredo_confirmation_delay(shared) -> None:  # noqa: ANN001
+    """core.tunnels.gtp.inner_teredo runs Zeek with Tunnel::delay_teredo_confirmation=F."""
+    from wirestream.processors.engine.pcapio import read_packets
+
+    case = shared / "zeek-ref/cases/core.tunnels.gtp.inner_teredo"
+    sink = ListSink()
+    engine = Engine(sink, delay_teredo_confirmation=False)
+    for packet in read_packets(case / "gtp8_teredo.pcap"):
+        engine.process(packet)
+    engine.finish()
+    ours = sorted(
+        (r["id.orig_h"], r["id.resp_h"], r["service"] or "-", len(r["tunnel_parents"] or ()))
+        for r in sink.rows("conn")
+    )
+    base = []
+    for line in (case / "baseline/conn.log").read_text().splitlines():
+        if line.startswith(("#", "###")):
+            continue
+        f = line.split("\t")
+        base.append((f[2], f[4], f[7], 0 if f[20] == "-" else len(f[20].split(","))))
+    assert ours == sorted(base)

@@ -75,6 +75,7 @@ class Engine:
         files: Any = None,
         conn_vlan_columns: bool = False,
         conn_l2_columns: bool = False,
+        delay_teredo_confirmation: bool = True,
         weird_log: bool = True,
         likely_server_ports: dict[str, frozenset[int]] | None = None,
         tcp_inactivity_timeout: float = TCP_INACTIVITY_TIMEOUT,
@@ -103,7 +104,11 @@ class Engine:
         self.icmp_inactivity_timeout = icmp_inactivity_timeout
         self.weirds = WeirdLog(lambda rec: sink.log("weird", rec), enabled=weird_log)
         self.decoder = Decoder(self.weirds, ignore_checksums=ignore_checksums)
-        self.tunnels = Tunnels(lambda rec: sink.log("tunnel", rec), self._reinject)
+        self.tunnels = Tunnels(
+            lambda rec: sink.log("tunnel", rec),
+            self._reinject,
+            delay_teredo_confirmation=delay_teredo_confirmation,
+        )
         self.timers = TimerQueue()
         self.connections: dict[ConnKey, Connection] = {}
         self.now = 0.0
