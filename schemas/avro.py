@@ -9,7 +9,7 @@ Zeek type                              Avro type
 =====================================  ==================================================
 ``time``                               ``long`` with ``logicalType: timestamp-micros``
 ``interval``, ``double``               ``double`` (seconds for ``interval``)
-``count``, ``int``                     ``long``
+``count``, ``int``                     ``long`` (a count >= 2**63 is refused, clearly)
 ``port``                               ``int``
 ``bool``                               ``boolean``
 ``addr``, ``subnet``, ``enum``,        ``string`` (Zeek's text form)
@@ -95,6 +95,8 @@ def avro_type(zeek_type: ZeekType) -> str | AvroSchema | list[Any]:
         scalar = SCALAR_TO_AVRO[zeek_type.scalar]
     except KeyError:
         raise AvroMappingError(f"no Avro mapping for Zeek type {zeek_type}") from None
+    if isinstance(scalar, dict):
+        scalar = dict(scalar)  # every schema gets its own node: callers may mutate theirs
     if zeek_type.is_container:
         return {"type": "array", "items": scalar}
     return scalar
