@@ -122,8 +122,11 @@ def fetch(
     values: list[bytes | None] = []
     stamps: list[int] = []
     try:
+        left = sum(s - b for b, s in todo.values())  # an upper bound (markers take offsets)
         while pending:
-            msgs = consumer.consume(BATCH, timeout=0.2)
+            # Ask for no more than is left, so small reads return without waiting a timeout.
+            msgs = consumer.consume(max(1, min(BATCH, left)), timeout=0.2)
+            left -= len(msgs)
             positions = consumer.position([TopicPartition(topic, tp.partition) for tp in assigned])
             overshoot = False
             for tp in positions:

@@ -8,6 +8,7 @@ either the topic is there, or the user gets one sentence (:mod:`.errors`).
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from typing import Any
 
@@ -126,8 +127,33 @@ def offsets_for_time(
     return out
 
 
-def schema_lookup(settings: Settings):
-    """The fingerprint -> schema resolver consumers decode with (the schemas-topic store)."""
-    from wirestream.schemas.store import SchemaStore
+class _SharedLookup:
+    """One schema store per broker and topic prefix for the whole process, behind a lock.
 
-    return SchemaStore(settings)
+    Every read would otherwise re-read the schemas topic from the start (a few hundred ms);
+    schemas never change under a fingerprint, so sharing them is safe.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        from wirestream.schemas.store import SchemaStore
+
+        self._store = SchemaStore(settings)
+        self._lock = threading.Lock()
+
+    def wire(self, fingerprint: str):
+        with self._lock:
+            return self._store.wire(fingerprint)
+
+
+_LOOKUPS: dict[tuple[str, str], _SharedLookup] = {}
+_LOOKUPS_LOCK = threading.Lock()
+
+
+def schema_lookup(settings: Settings) -> _SharedLookup:
+    """The fingerprint -> schema resolver consumers decode with (the schemas-topic store)."""
+    key = (settings.bootstrap_servers, settings.topic_prefix)
+    with _LOOKUPS_LOCK:
+        lookup = _LOOKUPS.get(key)
+        if lookup is None:
+            lookup = _LOOKUPS[key] = _SharedLookup(settings)
+        return lookup

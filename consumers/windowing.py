@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 Window = tuple[pd.Timestamp, pd.Timestamp, Any]
 BATCH = 10_000
+POLL_S = 0.05  # longest wait for a batch to fill: bounds the added latency in live use
 NO_DATA = -(2**62)
 
 
@@ -331,7 +332,7 @@ class Windows:
         assert consumer is not None
         last_data = time.monotonic()
         while not self._stopping:
-            msgs = consumer.consume(BATCH, timeout=0.2)
+            msgs = consumer.consume(BATCH, timeout=POLL_S)
             if self._take_batch(msgs):
                 last_data = time.monotonic()
             all_at_end = bool(self._assigned) and self._at_end >= self._assigned
