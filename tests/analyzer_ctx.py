@@ -29,8 +29,11 @@ class FakeContext:
     files: Any = None
 
     def __post_init__(self) -> None:
-        sink = self.extracted.append if self.files_config.extract else None
-        self.files = FileManager(self.emit, sink, config=self.files_config, uids=UidGenerator(7))
+        if self.files is None:  # a test may share one file manager between connections
+            sink = self.extracted.append if self.files_config.extract else None
+            self.files = FileManager(
+                self.emit, sink, config=self.files_config, uids=UidGenerator(7)
+            )
 
     def emit(self, log: str, record: Record) -> None:
         self.records.append((log, record))

@@ -112,6 +112,23 @@ def test_gaps_count_missing_bytes_and_void_hashes() -> None:
     assert rec["mime_type"] == "text/html"  # sniffed from what came before the hole
 
 
+def test_out_of_order_pieces_are_reassembled() -> None:
+    fm, _, _ = manager(FilesConfig(hashes=("MD5",)))
+    data = b"<!DOCTYPE html><html>" + b"x" * 100
+    f = fm.new_file(source="HTTP", ts=1.0)
+    f.data(data[60:], 1.0, offset=60)
+    f.data(data[20:70], 1.1, offset=20)  # overlaps what is waiting
+    assert f.seen_bytes == 0
+    f.data(data[:20], 1.2, offset=0)
+    rec = f.end()
+    assert (rec["seen_bytes"], rec["missing_bytes"], rec["mime_type"]) == (
+        len(data),
+        0,
+        "text/html",
+    )
+    assert rec["md5"] == hashlib.md5(data).hexdigest()
+
+
 def test_data_at_an_offset_beyond_the_start_cannot_be_sniffed() -> None:
     fm, _, _ = manager()
     f = fm.new_file(source="HTTP", ts=1.0)

@@ -9,8 +9,10 @@ import zlib
 
 import pytest
 from analyzer_ctx import FakeContext, compare_case, tcp_conn
-from wirestream.processors.engine.files import FilesConfig
+from wirestream.processors.engine.api import ConnId
+from wirestream.processors.engine.files import FileManager, FilesConfig
 from wirestream.processors.engine.protocols import http
+from wirestream.processors.engine.uid import UidGenerator
 
 
 def run(
@@ -210,6 +212,43 @@ def test_gap_inside_body_is_skipped_and_counted() -> None:
     (f,) = ctx.logs("files")
     assert row["response_body_len"] == 10 and f["missing_bytes"] == 4 and f["seen_bytes"] == 6
     assert f["sha1"] is None  # a hash over a file with holes is meaningless
+
+
+def test_byte_ranges_of_one_url_are_one_file_across_connections() -> None:
+    """HTTP::get_file_handle keys range replies by URL; 206 files stay open until the trace ends."""
+    logs: list = []
+    files = FileManager(lambda log, rec: logs.append((log, rec)), None, uids=UidGenerator(3))
+    content = b"%PDF-1.7\n" + bytes(range(256)) * 4
+    conns = [ConnId("192.0.2.1", 40000 + i, "203.0.113.5", 80, "tcp") for i in range(2)]
+    halves = [(0, content[:500]), (500, content[500:])]
+    for cid, (start, piece) in zip(
+        reversed(conns), reversed(halves), strict=True
+    ):  # second half first
+        ctx = FakeContext(cid, uid=f"C{cid.orig_p}", files=files)
+        an = http.HttpAnalyzer(ctx)
+        last = start + len(piece) - 1
+        an.data(
+            True,
+            f"GET /doc.pdf HTTP/1.1\r\nHost: h\r\nRange: bytes={start}-{last}\r\n\r\n".encode(),
+            1.0,
+        )
+        an.data(
+            False,
+            response(
+                piece, f"Content-Range: bytes {start}-{last}/{len(content)}", status="206 Partial"
+            ),
+            1.5,
+        )
+        an.end(2.0)
+        (row,) = ctx.logs("http")
+        assert row["status_code"] == 206 and len(row["resp_fuids"]) == 1
+    assert [log for log, _ in logs] == []  # still open: more ranges could come
+    files.finish()
+    rows = [rec for log, rec in logs if log == "files"]
+    assert len(rows) == 2 and rows[0]["fuid"] == rows[1]["fuid"]  # one file, one row per connection
+    assert [(r["uid"], r["id.orig_p"]) for r in rows] == [("C40001", 40001), ("C40000", 40000)]
+    assert rows[0]["seen_bytes"] == len(content) and rows[0]["missing_bytes"] == 0
+    assert rows[0]["total_bytes"] == len(content) and rows[0]["mime_type"] == "application/pdf"
 
 
 def test_request_without_reply_is_logged_when_connection_ends() -> None:

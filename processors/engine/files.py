@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,7 @@ _HASH_FACTORIES: dict[str, Callable[[], Any]] = {
     "SHA256": hashlib.sha256,
 }
 DEFAULT_EXTRACT_LIMIT = 104_857_600  # Zeek's FileExtract::default_limit (100 MiB)
+REASSEMBLY_BUFFER_SIZE = 524_288  # Zeek's Files::reassembly_buffer_size
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,9 @@ class FileHandle:
     seen_bytes: int = 0
     missing_bytes: int = 0
     stream_offset: int = 0  # next in-order byte
+    pending: dict[int, bytes] = field(default_factory=dict)  # out-of-order data by offset
+    pending_bytes: int = 0
+    overflow_bytes: int = 0
     bof: bytearray = field(default_factory=bytearray)
     sniffed: bool = False
     bof_broken: bool = False  # the start of the file was never seen: Zeek cannot sniff it
@@ -83,25 +87,76 @@ class FileHandle:
     done: bool = False
     local_orig: bool | None = None
     log: bool = True  # False: analyzed (hashes, extraction) but kept out of files.log
+    more_conns: list[tuple[str | None, ConnId | None]] = field(default_factory=list)
+
+    def attach(self, uid: str | None, conn_id: ConnId | None) -> None:
+        """The file is also seen over another connection (Zeek's file_over_new_connection)."""
+        if uid != self.uid and all(uid != u for u, _ in self.more_conns):
+            self.more_conns.append((uid, conn_id))
 
     def set_total(self, size: int) -> None:
         """The file's full size when the protocol announces it (Content-Length ...)."""
         self.total_bytes = size
 
     def data(self, chunk: bytes, ts: float, offset: int | None = None) -> None:
-        """In-order bytes; ``offset`` (when the protocol knows it) may skip ahead: a gap."""
+        """The file's bytes; ``offset`` (when the protocol knows it, e.g. a byte range) may be
+        ahead of what was seen: such data waits, as in Zeek's file reassembler, until the hole
+        before it fills, the reassembly buffer overflows, or the file ends (the hole is missing)."""
         if self.done or not chunk:
             return
-        if offset is not None and offset > self.stream_offset:
-            if self.stream_offset == 0 and not self.bof:
-                self.bof_broken = True
-            self._missing(offset - self.stream_offset)
-        elif offset is not None and offset < self.stream_offset:
-            overlap = self.stream_offset - offset
-            chunk = chunk[overlap:]
-            if not chunk:
-                return
         self.last_active = ts
+        if offset is None:
+            offset = self.stream_offset
+        if offset + len(chunk) <= self.stream_offset:
+            return  # seen before
+        if offset < self.stream_offset:
+            chunk = chunk[self.stream_offset - offset :]
+            offset = self.stream_offset
+        if offset > self.stream_offset:
+            self.pending[offset] = (
+                chunk if len(chunk) > len(self.pending.get(offset, b"")) else self.pending[offset]
+            )
+            self.pending_bytes = sum(len(c) for c in self.pending.values())
+            while self.pending_bytes > REASSEMBLY_BUFFER_SIZE:
+                self._skip_to(min(self.pending), overflow=True)
+            return
+        self._deliver(chunk)
+        self._drain()
+
+    def gap(self, length: int, ts: float) -> None:
+        """``length`` bytes of the file at the current position were never seen."""
+        if self.done or length <= 0:
+            return
+        self.last_active = ts
+        self._skip_to(self.stream_offset + length)
+
+    def _skip_to(self, offset: int, overflow: bool = False) -> None:
+        """Give up on the bytes before ``offset``: missing, or overflow when the buffer ran full."""
+        if offset <= self.stream_offset:
+            return
+        if self.stream_offset == 0 and not self.bof:
+            self.bof_broken = True
+        if overflow:
+            self.overflow_bytes += offset - self.stream_offset
+            self.hash_valid = False
+        else:
+            self._missing(offset - self.stream_offset)
+        self.stream_offset = offset
+        self._drain()
+
+    def _drain(self) -> None:
+        """Deliver waiting out-of-order data that has become contiguous."""
+        while self.pending:
+            first = min(self.pending)
+            if first > self.stream_offset:
+                break
+            chunk = self.pending.pop(first)
+            self.pending_bytes -= len(chunk)
+            if first + len(chunk) > self.stream_offset:
+                self._deliver(chunk[self.stream_offset - first :])
+
+    def _deliver(self, chunk: bytes) -> None:
+        """In-order bytes at stream_offset: count, sniff, hash, extract."""
         self.seen_bytes += len(chunk)
         self.stream_offset += len(chunk)
         if not self.sniffed and not self.bof_broken:
@@ -119,16 +174,6 @@ class FileHandle:
             else:
                 self.extract_buf += chunk
 
-    def gap(self, length: int, ts: float) -> None:
-        """``length`` bytes of the file were never seen."""
-        if self.done or length <= 0:
-            return
-        self.last_active = ts
-        if self.stream_offset == 0 and not self.bof:
-            self.bof_broken = True
-        self._missing(length)
-        self.stream_offset += length
-
     def _missing(self, length: int) -> None:
         self.missing_bytes += length
         self.hash_valid = False
@@ -143,9 +188,13 @@ class FileHandle:
             self.on_sniff(self, self.mime_type)
 
     def end(self, ts: float | None = None) -> Record:
-        """The transfer is over (or the connection went away): write files.log, extract."""
+        """The transfer is over (or the connection went away): write files.log, extract.
+
+        Returns the record of the first connection (every connection gets its row)."""
         if self.done:
             raise RuntimeError(f"file {self.fuid} already ended")
+        while self.pending:  # holes that never filled are missing
+            self._skip_to(min(self.pending))
         if not self.sniffed and not self.bof_broken and self.bof:
             self._sniff()
         self.done = True
@@ -170,6 +219,7 @@ class FileManager:
         self.uids = uids or UidGenerator()
         self.local_nets = local_nets if local_nets is not None else LocalNets()
         self.open_files: dict[str, FileHandle] = {}
+        self.keyed: dict[Hashable, FileHandle] = {}
         if self.config.extract and extracted is None:
             raise ValueError("file extraction is on but no sink receives the extracted files")
 
@@ -187,13 +237,22 @@ class FileManager:
         analyzers: Iterable[str] = (),
         on_sniff: Callable[[FileHandle, str | None], None] | None = None,
         log: bool = True,
+        key: Hashable | None = None,
     ) -> FileHandle:
         """Open a file seen over ``conn_id`` (``is_orig``: the originator sends it).
 
         ``mime_type`` set by the protocol (SSL certificates) skips sniffing; ``analyzers`` adds
         protocol-specific analyzer names (``X509``) to the configured hashes; ``log=False`` keeps
         the file out of files.log (Zeek's default for certificates: X509::log_x509_in_files_log).
+        ``key`` is Zeek's file handle for files that span messages or connections (HTTP byte
+        ranges of one URL): while a file with that key is open, it is returned, with this
+        connection added to it.
         """
+        if key is not None:
+            existing = self.keyed.get(key)
+            if existing is not None and not existing.done:
+                existing.attach(uid, conn_id)
+                return existing
         f = FileHandle(
             manager=self,
             fuid=self.uids.file_uid(),
@@ -223,6 +282,8 @@ class FileManager:
             f.mime_type = mime_type
             f.sniffed = True
         self.open_files[f.fuid] = f
+        if key is not None:
+            self.keyed[key] = f
         return f
 
     def finish(self) -> None:
@@ -233,6 +294,9 @@ class FileManager:
     def _finish(self, f: FileHandle) -> Record:
         self.open_files.pop(f.fuid, None)
         rec = file_record(f)
+        rows = [rec]
+        for uid, conn_id in f.more_conns:  # Zeek >= 5.1: one row per connection, same fuid
+            rows.append({**rec, "uid": uid, **(conn_id.columns() if conn_id else {})})
         if f.extract_buf is not None:
             name = extraction_name(f)
             rec["extracted"] = name
@@ -250,7 +314,8 @@ class FileManager:
                 )
             )
         if f.log:
-            self.emit("files", rec)
+            for row in rows:
+                self.emit("files", row)
         return rec
 
 
@@ -282,7 +347,7 @@ def file_record(f: FileHandle) -> Record:
         "seen_bytes": f.seen_bytes,
         "total_bytes": f.total_bytes,
         "missing_bytes": f.missing_bytes,
-        "overflow_bytes": 0,
+        "overflow_bytes": f.overflow_bytes,
         "timedout": False,
         "parent_fuid": None,
     }

@@ -24,7 +24,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from wirestream.processors.engine.api import AnalyzerContext, AnalyzerSpec, Record, register
+from wirestream.processors.engine.api import AnalyzerContext, AnalyzerSpec, ConnId, Record, register
 from wirestream.schemas.zeeklog.escape import bytes_text as text
 
 log = logging.getLogger(__name__)
@@ -807,6 +807,7 @@ class HttpAnalyzer:
         self.upgrade_protocol = b""
         self.finished = False
         self.confirmed = False
+        self.announced_fuids: set[str] = set()
         # script state (HTTP::State)
         self.pending: dict[int, _Info] = {}
         self.current_request = 0
@@ -1270,6 +1271,11 @@ class HttpAnalyzer:
             else:
                 info.resp_mime_types = (types or []) + [mime]
 
+        # HTTP::get_file_handle: the byte ranges of one URL are pieces of one file, across
+        # replies and connections; every other entity is a file of its own.
+        key = None
+        if info.range_request and not is_orig:
+            key = ("HTTP", is_orig, self.ctx.conn_id.orig_h, build_url(info, self.ctx.conn_id))
         handle = files.new_file(
             source="HTTP",
             ts=self.ts,
@@ -1278,7 +1284,11 @@ class HttpAnalyzer:
             conn_id=self.ctx.conn_id,
             filename=filename,
             on_sniff=sniffed,
+            key=key,
         )
+        if handle.fuid in self.announced_fuids:
+            return handle  # file_over_new_connection fires once per connection
+        self.announced_fuids.add(handle.fuid)
         fuids = info.orig_fuids if is_orig else info.resp_fuids
         if fuids is None or len(fuids) < MAX_FILES_PER_SIDE:
             if is_orig:
@@ -1292,7 +1302,12 @@ class HttpAnalyzer:
         return handle
 
     def end_file(self, entity: _Entity) -> None:
-        if entity.file is not None and not entity.file.done:
+        # Zeek leaves the file of a 206 reply open (more ranges may come): it ends with the trace.
+        if (
+            entity.file is not None
+            and not entity.file.done
+            and (entity.msg.is_orig or self.reply_code != 206)
+        ):
             entity.file.end(self.ts)
 
     # -- output
@@ -1330,6 +1345,19 @@ class HttpAnalyzer:
             "resp_filenames": info.resp_filenames,
             "resp_mime_types": info.resp_mime_types,
         }
+
+
+def build_url(info: _Info, conn_id: ConnId) -> str:
+    """HTTP::build_url: host (or the server's address), port when not 80, and the URI."""
+    uri = info.uri if info.uri is not None else "/<missed_request>"
+    if "://" in uri:
+        return uri
+    host = info.host
+    if host is None:
+        host = f"[{conn_id.resp_h}]" if ":" in conn_id.resp_h else conn_id.resp_h
+    if conn_id.resp_p != 80:
+        host = f"{host}:{conn_id.resp_p}"
+    return f"{host}{uri}"
 
 
 def _http_version(data: bytes) -> tuple[int, int]:
