@@ -149,12 +149,16 @@ def column_arrow(values: list[Any], ztype: ZeekType) -> pa.Array:
 
 def _sorted_categorical(array: pa.ChunkedArray) -> pd.Categorical:
     """Dictionary-encode in Arrow, with categories sorted so equal data gives equal frames."""
-    encoded = array.combine_chunks().dictionary_encode()
-    dictionary = encoded.dictionary
+    if pa.types.is_dictionary(array.type):  # already encoded (the CSV reader does it)
+        array = array.unify_dictionaries()
+        dictionary = array.chunk(0).dictionary if array.num_chunks else pa.array([], pa.string())
+        indices = pa.concat_arrays([c.indices for c in array.chunks] or [pa.array([], pa.int32())])
+    else:
+        encoded = array.combine_chunks().dictionary_encode()
+        dictionary, indices = encoded.dictionary, encoded.indices
     order = pc.array_sort_indices(dictionary).to_numpy()
     rank = np.empty(len(order), dtype=np.int32)
     rank[order] = np.arange(len(order), dtype=np.int32)
-    indices = encoded.indices
     codes = np.full(len(indices), -1, dtype=np.int32)
     if len(order):
         codes = rank[indices.fill_null(0).to_numpy()]

@@ -205,3 +205,16 @@ def test_zat_frames_keep_zeek_markers_and_text_bools(shared):
     assert ours["tunnel_parents"].map(len).eq(0).all()
     assert zat["ts"].dt.tz is None and str(ours["ts"].dtype) == "datetime64[us, UTC]"
     assert str(ours["local_orig"].dtype) == "boolean"
+
+
+def test_category_column_with_escapes_and_two_spellings(tmp_path):
+    log = tmp_path / "c.log"
+    log.write_text(
+        "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tc\n"
+        "#fields\tservice\tproto\n#types\tstring\tenum\n"
+        "dns\ttcp\n\\x64ns\tudp\n(empty)\t-\n-\ttcp\n"
+    )
+    frame = read_zeek_log(log)
+    pd.testing.assert_frame_equal(frame, read_zeek_log(log, exact=True), check_exact=True)
+    assert list(frame["service"].cat.categories) == ["", "dns"]
+    assert frame["service"].tolist()[:3] == ["dns", "dns", ""] and pd.isna(frame["service"].iloc[3])

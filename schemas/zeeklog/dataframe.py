@@ -10,16 +10,24 @@ result is the same, with problem lines reported. dtypes come from ``wirestream.s
 from __future__ import annotations
 
 import logging
+import mmap
 import zlib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-from wirestream.schemas.frames import frame_from_arrays, frame_from_records, seconds_to_micros
+from wirestream.schemas.frames import (
+    arrow_type,
+    frame_from_arrays,
+    frame_from_records,
+    is_category,
+    seconds_to_micros,
+)
 from wirestream.schemas.zeek_types import LogSchema, ZeekType
 from wirestream.schemas.zeeklog.errors import ZeekLogError, ZeekLogTruncatedError
 from wirestream.schemas.zeeklog.escape import display_text, unescape_field
@@ -90,11 +98,18 @@ def _annotate(frame: pd.DataFrame, header: ZeekLogHeader, problems: list[Any], e
 # --- fast path -------------------------------------------------------------------------------
 
 
-def _read_bytes(path: Path) -> tuple[bytes, BaseException | None]:
-    """The whole (decompressed) file; a broken gzip gives the bytes up to its last full line."""
-    raw = path.read_bytes()
-    if raw[:2] != GZIP_MAGIC:
-        return raw, None
+def _read_bytes(path: Path) -> tuple[bytes | mmap.mmap, BaseException | None]:
+    """The whole (decompressed) file; a broken gzip gives the bytes up to its last full line.
+
+    Plain files are memory-mapped (no copy: Arrow parses straight from the page cache).
+    """
+    with path.open("rb") as f:
+        head = f.read(2)
+        if head != GZIP_MAGIC:
+            if not head:
+                return b"", None
+            return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), None
+        raw = head + f.read()
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
         data = inflater.decompress(raw) + inflater.flush()
@@ -102,25 +117,24 @@ def _read_bytes(path: Path) -> tuple[bytes, BaseException | None]:
         raise _NotFast(f"gzip error {exc}") from exc
     if not inflater.eof:
         cut = data.rfind(b"\n") + 1
-        return data[:cut], EOFError(
-            "Compressed file ended before the end-of-stream marker was reached"
-        )
+        truncated = EOFError("Compressed file ended before the end-of-stream marker was reached")
+        return data[:cut], truncated
     if inflater.unused_data:
         raise _NotFast("multi-member gzip")
     return data, None
 
 
-def _body_bounds(data: bytes, prefix: bytes) -> tuple[int, int]:
+def _body_bounds(data: bytes | mmap.mmap, prefix: bytes) -> tuple[int, int]:
     """Byte range of the data rows: after the leading meta lines, before the trailing ones."""
+    width = len(prefix)
     start = 0
-    while data.startswith(prefix, start):
+    while data[start : start + width] == prefix:
         newline = data.find(b"\n", start)
         start = len(data) if newline < 0 else newline + 1
     end = len(data)
     while end > start:
-        line_start = data.rfind(b"\n", start, end - 1) + 1
-        line_start = max(line_start, start)
-        if not data.startswith(prefix, line_start):
+        line_start = max(data.rfind(b"\n", start, end - 1) + 1, start)
+        if data[line_start : line_start + width] != prefix:
             break
         end = line_start
     return start, end
@@ -149,7 +163,7 @@ def _read_fast(path: Path, schema: LogSchema | None, strict: bool) -> pd.DataFra
     else:
         try:
             table = _split_columns(pa.py_buffer(data).slice(start, end - start), header)
-            del data  # the table holds its own copy; keep the peak down
+            del data  # the table holds its own copy (of the page cache, for plain files)
             frame = _convert(table, header)
         except (pl.exceptions.PolarsError, ValueError, pa.ArrowInvalid) as exc:
             raise _NotFast(f"line or value that does not fit: {str(exc)[:200]}") from exc
@@ -175,7 +189,7 @@ def _read_fast(path: Path, schema: LogSchema | None, strict: bool) -> pd.DataFra
     return _finish(frame, error, strict)
 
 
-def _close_value(data: bytes, prefix: bytes, dialect: TsvDialect) -> str | None:
+def _close_value(data: bytes | mmap.mmap, prefix: bytes, dialect: TsvDialect) -> str | None:
     marker = prefix + b"close"
     at = data.rfind(b"\n" + marker)
     if at < 0:
@@ -187,8 +201,11 @@ def _close_value(data: bytes, prefix: bytes, dialect: TsvDialect) -> str | None:
 _CSV_TYPES = {"count": pa.uint64(), "int": pa.int64(), "port": pa.uint16(), "bool": pa.bool_()}
 
 
-def _csv_type(ztype: ZeekType) -> pa.DataType:
-    """What the CSV engine parses a column into: numbers and bools directly, the rest as text."""
+def _csv_type(ztype: ZeekType, name: str) -> pa.DataType:
+    """What the CSV engine parses a column into: numbers and bools directly, category columns
+    dictionary-encoded, the rest as text."""
+    if is_category(ztype, name):
+        return pa.dictionary(pa.int32(), pa.string())
     if ztype.is_container:
         return pa.string()
     if ztype.scalar in ("time", "interval"):
@@ -211,7 +228,7 @@ def _split_columns(body: pa.Buffer, header: ZeekLogHeader) -> pa.Table:
         ),
         convert_options=pacsv.ConvertOptions(
             column_types={
-                n: _csv_type(t) for n, t in zip(header.fields, header.types, strict=True)
+                n: _csv_type(t, n) for n, t in zip(header.fields, header.types, strict=True)
             },
             null_values=[dialect.unset_field],
             strings_can_be_null=True,
@@ -239,6 +256,47 @@ def _fix_text(column: pa.ChunkedArray, empty: str) -> pa.ChunkedArray:
             pa.array([_unescape_text(v) for v in values], pa.string()),
         )
     return column
+
+
+def _fix_dictionary(column: pa.ChunkedArray, empty: str) -> pa.ChunkedArray:
+    """:func:`_fix_text` on the (small) dictionary of a category column instead of every row."""
+    column = column.unify_dictionaries()
+    if column.num_chunks == 0:
+        return column
+    dictionary = column.chunk(0).dictionary
+    fixed = _one_chunk(_fix_text(pa.chunked_array([dictionary], pa.string()), empty))
+    if fixed.equals(dictionary):
+        return column
+    if len(pc.unique(fixed)) != len(fixed):  # two spellings of one value: re-encode the text
+        return pa.chunked_array([_fix_text(column.cast(pa.string()), empty)])
+    chunks = [pa.DictionaryArray.from_arrays(c.indices, fixed) for c in column.chunks]
+    return pa.chunked_array(chunks)
+
+
+def _empty_lists(
+    column: pa.ChunkedArray, empty: str, target: pa.DataType
+) -> pa.ChunkedArray | None:
+    """The common container column: every value unset or ``(empty)`` (no splitting needed)."""
+    if not pc.all(pc.fill_null(pc.equal(column, empty), True)).as_py():
+        return None
+    is_null = _one_chunk(column.is_null())
+    offsets = pa.array(np.zeros(len(column) + 1, dtype=np.int32))
+    values = pa.array([], target.value_type)
+    return pa.chunked_array([pa.ListArray.from_arrays(offsets, values, mask=is_null)], type=target)
+
+
+def _container_column(
+    column: pa.ChunkedArray, ztype: ZeekType, dialect: TsvDialect
+) -> pa.ChunkedArray:
+    """Set/vector text -> ``list<T>`` of :func:`arrow_type`."""
+    target = arrow_type(ztype)
+    lists = _empty_lists(column, dialect.empty_field, target)
+    if lists is not None:
+        return lists
+    column = _split_container(column, ztype, dialect)
+    if ztype.scalar in ("time", "interval"):
+        return _seconds_column(column, ztype)
+    return column.cast(target)
 
 
 def _one_chunk(column: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -299,19 +357,13 @@ def _convert(table: pa.Table, header: ZeekLogHeader) -> pd.DataFrame:
         column = table.column(name)
         scalar = ztype.scalar
         if ztype.is_container:
-            column = _split_container(column, ztype, dialect)
-            if scalar in ("time", "interval"):
-                column = _seconds_column(column, ztype)
-            elif pa.types.is_large_list(column.type) or column.type != pa.list_(
-                column.type.value_type
-            ):
-                column = column.cast(pa.list_(column.type.value_type))
-            if scalar in TEXT_SCALARS or scalar in ("addr", "subnet"):
-                column = column.cast(pa.list_(pa.string()))
+            column = _container_column(column, ztype, dialect)
         elif scalar in ("time", "interval"):
             column = _seconds_column(column, ztype)
         elif scalar == "double":
             column = _fix_double(column)
+        elif pa.types.is_dictionary(column.type):
+            column = _fix_dictionary(column, dialect.empty_field)
         elif scalar in TEXT_SCALARS:
             column = _fix_text(column, dialect.empty_field)
         arrays[name] = column
