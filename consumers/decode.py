@@ -10,6 +10,9 @@ column checks record boundaries for free: if any message was longer or shorter t
 says, the rows after it no longer start with the prefix (or polars fails). A sentinel record
 (prefix + all-null body) after the last message catches trailing bytes on that one too.
 
+Confluent-framed messages (``00`` + 4-byte registry id) work the same way: ``00`` reads as the
+Avro int 0 and the id as a 4-byte ``fixed``; their schemas come from the Schema Registry.
+
 When the check fails, the batch is split by fingerprint (schema change mid-topic), and a group
 that still fails is checked message by message with fastavro (slow path, errors only): bad
 messages are counted and logged, the rest decoded again column-wise.
@@ -29,8 +32,9 @@ import fastavro
 import polars as pl
 from confluent_kafka import KafkaException
 from wirestream.schemas.codec import (
-    SINGLE_OBJECT_HEADER,
+    CONFLUENT_MAGIC,
     SINGLE_OBJECT_MAGIC,
+    RegistryLookup,
     SchemaLookup,
     WireSchema,
     wire_schema,
@@ -99,26 +103,57 @@ def columns_of(schema: dict[str, Any]) -> dict[str, Column]:
 
 
 @dataclass(frozen=True)
+class _Framing:
+    """How a message starts: the prefix length, its first byte read as an Avro int, and the
+    size of the schema reference after it (decoded as an Avro ``fixed``)."""
+
+    name: str
+    magic: bytes
+    magic_as_int: int
+    ref_size: int
+
+    @property
+    def header(self) -> int:
+        return len(self.magic) + self.ref_size
+
+
+SINGLE_OBJECT = _Framing("single-object", SINGLE_OBJECT_MAGIC, PREFIX_AS_INT, 8)
+CONFLUENT = _Framing("confluent", CONFLUENT_MAGIC, 0, 4)  # 00 reads as the Avro int 0
+
+
+def framing_of(value: bytes) -> _Framing | None:
+    head = value[:1]
+    if head == SINGLE_OBJECT_MAGIC[:1]:
+        return SINGLE_OBJECT
+    if head == CONFLUENT_MAGIC:
+        return CONFLUENT
+    return None
+
+
+@dataclass(frozen=True)
 class _Plan:
     """Everything needed to decode one writer schema's messages in a block, built once."""
 
     wire: WireSchema
+    framing: _Framing
+    prefix: bytes
     header: bytes
     sync: bytes
     sentinel: bytes
     columns: tuple[Column, ...]
 
     @classmethod
-    def of(cls, ws: WireSchema) -> _Plan:
+    def of(cls, ws: WireSchema, framing: _Framing, prefix: bytes) -> _Plan:
         import json
 
+        ref = {"type": "fixed", "name": "ref", "size": framing.ref_size}
         wrapper = {
             "type": "record",
             "name": "framed",
             "namespace": "wirestream.consumer",
             "fields": [
                 {"name": _PREFIX_FIELD, "type": "int"},
-                {"name": _FP_FIELD, "type": {"type": "fixed", "name": "fp", "size": 8}},
+                {"name": _FP_FIELD, "type": ref},
                 {"name": _RECORD_FIELD, "type": ws.schema},
             ],
         }
@@ -128,8 +163,9 @@ class _Plan:
         # An all-null record: one zero byte (union branch 0 = null) per field. Only valid for
         # all-[null, T] schemas, which is what the project writes; otherwise no sentinel.
         nullable = all(isinstance(f["type"], list) and f["type"][0] == "null" for f in fields)
-        sentinel = ws.prefix + b"\x00" * len(fields) if nullable else b""
-        return cls(ws, _ocf_header(json.dumps(wrapper), sync), sync, sentinel, columns)
+        sentinel = prefix + b"\x00" * len(fields) if nullable else b""
+        header = _ocf_header(json.dumps(wrapper), sync)
+        return cls(ws, framing, prefix, header, sync, sentinel, columns)
 
 
 @dataclass
@@ -166,8 +202,9 @@ class BatchDecoder:
     schemas topic; unknown fingerprints are asked for once per ``UNKNOWN_SCHEMA_RETRY_S``.
     """
 
-    def __init__(self, lookup: SchemaLookup) -> None:
+    def __init__(self, lookup: SchemaLookup, registry: RegistryLookup | None = None) -> None:
         self._lookup = lookup
+        self._registry = registry
         self._plans: dict[bytes, _Plan] = {}
         self._unknown: dict[bytes, float] = {}
         self.errors = DecodeErrors()
@@ -179,21 +216,32 @@ class BatchDecoder:
         plan = self._plans.get(prefix)
         if plan is not None:
             return plan
-        if prefix[:2] != SINGLE_OBJECT_MAGIC or len(prefix) != SINGLE_OBJECT_HEADER:
+        framing = framing_of(prefix)
+        if framing is None or not prefix.startswith(framing.magic):
             return None
-        if time.monotonic() < self._unknown.get(prefix, 0.0):
+        if len(prefix) != framing.header or time.monotonic() < self._unknown.get(prefix, 0.0):
             return None
-        fp = prefix[2:].hex()
+        ref = prefix[len(framing.magic) :]
         try:
-            ws = wire_schema(self._lookup.wire(fp))
+            if framing is SINGLE_OBJECT:
+                ws = wire_schema(self._lookup.wire(ref.hex()))
+            elif self._registry is None:
+                raise LookupError("Confluent-framed message but no schema registry configured")
+            else:
+                ws = wire_schema(self._registry.wire_by_id(int.from_bytes(ref, "big")))
         except (LookupError, TimeoutError, KafkaException) as exc:
-            log.warning("no writer schema for fingerprint %s: %s", fp, exc)
+            log.warning("no writer schema for %s: %s", _describe(prefix), exc)
             self._unknown[prefix] = time.monotonic() + UNKNOWN_SCHEMA_RETRY_S
             return None
-        plan = self._plans[prefix] = _Plan.of(ws)
+        plan = self._plans[prefix] = _Plan.of(ws, framing, prefix)
         for col in plan.columns:
             self.columns.setdefault(col.zeek_name, col)
         return plan
+
+    @staticmethod
+    def _prefix(value: bytes | None) -> bytes:
+        framing = framing_of(value) if value else None
+        return bytes(value[: framing.header]) if framing and value else b""
 
     # -- decoding ---------------------------------------------------------------------------
 
@@ -205,8 +253,8 @@ class BatchDecoder:
         """
         if not values:
             return pl.DataFrame()
-        first = values[0]
-        plan = self._plan(bytes(first[:SINGLE_OBJECT_HEADER])) if first else None
+        prefix = self._prefix(values[0])
+        plan = self._plan(prefix) if prefix else None
         if plan is not None:
             frame = self._decode_block(plan, values)
             if frame is not None:
@@ -216,7 +264,7 @@ class BatchDecoder:
     def _decode_grouped(self, values: Sequence[bytes | None]) -> pl.DataFrame:
         groups: dict[bytes, list[int]] = {}
         for i, value in enumerate(values):
-            groups.setdefault(bytes(value[:SINGLE_OBJECT_HEADER]) if value else b"", []).append(i)
+            groups.setdefault(self._prefix(value) or bytes(value or b"")[:2], []).append(i)
         frames, positions = [], []
         for prefix, idx in groups.items():
             plan = self._plan(prefix) if prefix else None
@@ -239,11 +287,14 @@ class BatchDecoder:
         return merged[order]
 
     def _count_unplannable(self, prefix: bytes, count: int) -> None:
-        if prefix[:2] == SINGLE_OBJECT_MAGIC and len(prefix) == SINGLE_OBJECT_HEADER:
-            why = f"unknown writer schema fingerprint {prefix[2:].hex()}"
+        framing = framing_of(prefix)
+        if framing is not None and len(prefix) == framing.header:
+            why = f"unknown writer schema ({_describe(prefix)})"
             self.errors.add("unknown_schema", count, why)
         else:
-            why = f"not a single-object Avro message (starts {prefix[:2].hex() or 'empty'})"
+            why = (
+                f"not an Avro single-object or Confluent message (starts {prefix.hex() or 'empty'})"
+            )
             self.errors.add("corrupt", count, why)
         log.warning("skipped %d message(s): %s", count, why)
 
@@ -261,9 +312,10 @@ class BatchDecoder:
             return None
         if frame.height != rows:
             return None
-        fp = plan.wire.prefix[2:]
+        ref = plan.prefix[len(plan.framing.magic) :]
         ok = frame.select(
-            (pl.col(_PREFIX_FIELD) == PREFIX_AS_INT).all() & (pl.col(_FP_FIELD) == fp).all()
+            (pl.col(_PREFIX_FIELD) == plan.framing.magic_as_int).all()
+            & (pl.col(_FP_FIELD) == ref).all()
         ).item()
         if not ok:
             return None
@@ -295,7 +347,7 @@ class BatchDecoder:
         """Slow path: find the bad messages one by one, count them, decode the rest."""
         good_values, good_idx = [], []
         for value, i in zip(values, idx, strict=True):
-            why = _check_message(plan.wire, value)
+            why = _check_message(plan, value)
             if why is None:
                 good_values.append(value)
                 good_idx.append(i)
@@ -313,14 +365,22 @@ class BatchDecoder:
         return frame, good_idx
 
 
-def _check_message(ws: WireSchema, value: bytes | None) -> str | None:
+def _describe(prefix: bytes) -> str:
+    framing = framing_of(prefix)
+    ref = prefix[len(framing.magic) :] if framing else b""
+    if framing is SINGLE_OBJECT:
+        return f"fingerprint {ref.hex()}"
+    return f"registry id {int.from_bytes(ref, 'big')}" if ref else "no schema reference"
+
+
+def _check_message(plan: _Plan, value: bytes | None) -> str | None:
     """Why one message does not decode with its writer schema (None: it does)."""
     if value is None:
         return "empty message (tombstone)"
     buf = io.BytesIO(value)
-    buf.seek(SINGLE_OBJECT_HEADER)
+    buf.seek(plan.framing.header)
     try:
-        fastavro.schemaless_reader(buf, ws.parsed)
+        fastavro.schemaless_reader(buf, plan.wire.parsed)
     except Exception as exc:  # noqa: BLE001 - any failure marks the message corrupt
         return f"body does not decode: {type(exc).__name__}: {exc}"
     if buf.tell() != len(value):
@@ -372,9 +432,10 @@ def decode_frame(
     lookup: SchemaLookup,
     output: Output = "pandas",
     index: str | None = None,
+    registry: RegistryLookup | None = None,
 ) -> tuple[Any, DecodeErrors]:
     """One-shot: messages -> frame in ``output`` form, plus the errors met."""
-    decoder = BatchDecoder(lookup)
+    decoder = BatchDecoder(lookup, registry)
     frame = decoder.decode(values)
     if frame.width == 0:
         frame = empty_frame(decoder.columns)

@@ -311,7 +311,7 @@ def read_ranges(
     """
     started = time.perf_counter()
     stats = ReadStats(topic=topic)
-    decoder = BatchDecoder(lookup if lookup is not None else session.schema_lookup(settings))
+    decoder = BatchDecoder(lookup) if lookup is not None else session.decoder(settings)
 
     def decode_chunk(values: list[bytes | None], stamps: list[int]) -> pl.DataFrame:
         errors_before = decoder.errors.total

@@ -157,3 +157,26 @@ def schema_lookup(settings: Settings) -> _SharedLookup:
         if lookup is None:
             lookup = _LOOKUPS[key] = _SharedLookup(settings)
         return lookup
+
+
+_REGISTRIES: dict[str, object] = {}
+
+
+def registry_lookup(settings: Settings):
+    """The Schema Registry for Confluent-framed messages, if one is configured (else None)."""
+    if not settings.schema_registry_url:
+        return None
+    with _LOOKUPS_LOCK:
+        registry = _REGISTRIES.get(settings.schema_registry_url)
+        if registry is None:
+            from wirestream.schemas.registry import registry_for
+
+            registry = _REGISTRIES[settings.schema_registry_url] = registry_for(settings)
+        return registry
+
+
+def decoder(settings: Settings):
+    """A batch decoder resolving writer schemas through the schemas topic (and registry)."""
+    from wirestream.consumers.decode import BatchDecoder
+
+    return BatchDecoder(schema_lookup(settings), registry_lookup(settings))

@@ -139,7 +139,7 @@ class Windows:
             consumer.close()
             raise
         self._consumer = consumer
-        self._decoder = BatchDecoder(session.schema_lookup(self.settings))
+        self._decoder = session.decoder(self.settings)
         consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:

@@ -125,3 +125,32 @@ def test_all_messages_bad_gives_empty_frame_with_columns() -> None:
     df, errors = decode_frame([b"junk", b"\xc3\x01" + bytes(9)], SchemaCache([CONN]))
     assert errors.total == 2
     assert len(df) == 0
+
+
+class _Registry:
+    """A registry id -> schema map (the codecs' RegistryLookup protocol)."""
+
+    def __init__(self, schemas: dict[int, dict]) -> None:
+        self.schemas = schemas
+
+    def wire_by_id(self, schema_id: int):
+        from wirestream.schemas.codec import UnknownSchemaError, wire_schema
+
+        if schema_id not in self.schemas:
+            raise UnknownSchemaError(f"no schema with id {schema_id}")
+        return wire_schema(self.schemas[schema_id])
+
+
+def test_confluent_framing_decodes_column_wise_too() -> None:
+    from wirestream.schemas.codec import encode_confluent_many
+
+    recs = records(30)
+    confluent = encode_confluent_many(recs, CONN, 7)
+    single = encode_many(recs, CONN)
+    decoder = BatchDecoder(SchemaCache([CONN]), _Registry({7: CONN}))
+    frame = decoder.decode(confluent[:10] + single[10:20] + confluent[20:])
+    assert decoder.errors.total == 0
+    assert frame["uid"].to_list() == [r["uid"] for r in recs]
+    no_registry = BatchDecoder(SchemaCache([CONN]))
+    assert no_registry.decode(confluent).height == 0
+    assert no_registry.errors.unknown_schema == 30
