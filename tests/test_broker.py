@@ -280,11 +280,14 @@ def test_single_broker_lifecycle(tmp_path: Path) -> None:
         more = [b"after-restart"]
         assert sorted(_round_trip(bootstrap, "lifecycle", more, 51)) == sorted(values + more)
 
-        # Moving existing data to other ports is refused, naming both ports.
-        with pytest.raises(BrokerError, match=f"made for port {port}"):
-            up(settings.with_overrides(kafka_port=port + 100), "single")
+        # Moving a running broker, or its data, to other ports is refused, naming both ports.
+        elsewhere = settings.with_overrides(kafka_port=port + 100)
+        with pytest.raises(BrokerError, match=rf"already runs at {bootstrap} \(port {port}, not"):
+            up(elsewhere, "single")
     finally:
         down(settings, "single")
+    with pytest.raises(BrokerError, match=f"made for port {port}, not {port + 100}"):
+        up(elsewhere, "single")
 
     # A node that dies while starting: the error carries the end of its log.
     meta = tmp_path / "kafka-state" / "single" / "node-1" / "data" / "meta.properties"

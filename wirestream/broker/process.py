@@ -99,6 +99,9 @@ def running_pid(pid_file: Path, must_contain: str) -> int | None:
     if pid is None or not pid_alive(pid):
         return None
     cmdline = process_cmdline(pid)
+    if not cmdline:  # read while the process exec()s (the java launcher may re-exec itself)
+        time.sleep(0.1)
+        cmdline = process_cmdline(pid)
     return pid if cmdline is not None and must_contain in cmdline else None
 
 
