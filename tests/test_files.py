@@ -217,3 +217,18 @@ def test_files_log_of_http_get_matches_zeek_reference(shared, tmp_path) -> None:
     assert result["base_rows"] == result["paired"] == 1
     assert set(result["wrong"]) == {"analyzers", "extracted"}, result
     assert result["field_eq"] == result["field_total"] - 2
+
+
+def test_idle_files_time_out_and_files_open_at_the_end_are_timed_out() -> None:
+    fm, logs, _ = manager()
+    idle = fm.new_file(source="HTTP", ts=10.0)
+    idle.data(b"first part of a stalled download", 10.0)
+    busy = fm.new_file(source="HTTP", ts=100.0)
+    busy.data(b"x", 129.9)
+    assert logs == []
+    busy.data(b"y", 131.0)  # over 120 s after the stalled file's last byte (checked once a second)
+    assert [(r["fuid"], r["timedout"], r["duration"]) for _, r in logs] == [(idle.fuid, True, 0.0)]
+    idle.data(b"more", 132.0)  # too late: the file is gone
+    fm.finish()
+    assert logs[-1][1]["fuid"] == busy.fuid and logs[-1][1]["timedout"] is True
+    assert logs[0][1]["seen_bytes"] == len(b"first part of a stalled download")

@@ -30,6 +30,7 @@ _HASH_FACTORIES: dict[str, Callable[[], Any]] = {
     "SHA256": hashlib.sha256,
 }
 DEFAULT_EXTRACT_LIMIT = 104_857_600  # Zeek's FileExtract::default_limit (100 MiB)
+FILE_TIMEOUT = 120.0  # Zeek's default_file_timeout_interval: idle files are given up
 REASSEMBLY_BUFFER_SIZE = 524_288  # Zeek's Files::reassembly_buffer_size
 
 
@@ -88,6 +89,7 @@ class FileHandle:
     local_orig: bool | None = None
     log: bool = True  # False: analyzed (hashes, extraction) but kept out of files.log
     more_conns: list[tuple[str | None, ConnId | None]] = field(default_factory=list)
+    timedout: bool = False
 
     def attach(self, uid: str | None, conn_id: ConnId | None) -> None:
         """The file is also seen over another connection (Zeek's file_over_new_connection)."""
@@ -103,6 +105,9 @@ class FileHandle:
         ahead of what was seen: such data waits, as in Zeek's file reassembler, until the hole
         before it fills, the reassembly buffer overflows, or the file ends (the hole is missing)."""
         if self.done or not chunk:
+            return
+        self.manager.expire(ts)
+        if self.done:
             return
         self.last_active = ts
         if offset is None:
@@ -126,6 +131,9 @@ class FileHandle:
     def gap(self, length: int, ts: float) -> None:
         """``length`` bytes of the file at the current position were never seen."""
         if self.done or length <= 0:
+            return
+        self.manager.expire(ts)
+        if self.done:
             return
         self.last_active = ts
         self._skip_to(self.stream_offset + length)
@@ -220,6 +228,7 @@ class FileManager:
         self.local_nets = local_nets if local_nets is not None else LocalNets()
         self.open_files: dict[str, FileHandle] = {}
         self.keyed: dict[Hashable, FileHandle] = {}
+        self.next_expiry_check = 0.0
         if self.config.extract and extracted is None:
             raise ValueError("file extraction is on but no sink receives the extracted files")
 
@@ -248,6 +257,7 @@ class FileManager:
         ranges of one URL): while a file with that key is open, it is returned, with this
         connection added to it.
         """
+        self.expire(ts)
         if key is not None:
             existing = self.keyed.get(key)
             if existing is not None and not existing.done:
@@ -286,9 +296,20 @@ class FileManager:
             self.keyed[key] = f
         return f
 
-    def finish(self) -> None:
-        """The trace is over: close every file still open (Zeek's file_state_remove at exit)."""
+    def expire(self, now: float) -> None:
+        """Give up files idle for FILE_TIMEOUT (Zeek's file_timeout): logged with timedout=T."""
+        if now < self.next_expiry_check:
+            return
+        self.next_expiry_check = now + 1.0
         for f in list(self.open_files.values()):
+            if now - f.last_active >= FILE_TIMEOUT:
+                f.timedout = True
+                f.end(f.last_active)
+
+    def finish(self) -> None:
+        """The trace is over: files still open time out (Zeek's file manager at termination)."""
+        for f in list(self.open_files.values()):
+            f.timedout = True
             f.end(f.last_active)
 
     def _finish(self, f: FileHandle) -> Record:
@@ -348,7 +369,7 @@ def file_record(f: FileHandle) -> Record:
         "total_bytes": f.total_bytes,
         "missing_bytes": f.missing_bytes,
         "overflow_bytes": f.overflow_bytes,
-        "timedout": False,
+        "timedout": f.timedout,
         "parent_fuid": None,
     }
     for name, column in (("MD5", "md5"), ("SHA1", "sha1"), ("SHA256", "sha256")):

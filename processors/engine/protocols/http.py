@@ -1235,7 +1235,7 @@ class HttpAnalyzer:
     # -- files
 
     def file_data(self, is_orig: bool, entity: _Entity, data: bytes) -> None:
-        if entity.file is None:
+        if entity.file is None or entity.file.done:  # new, or timed out while idle: a new file
             entity.file = self._new_file(is_orig, entity)
             if entity.file is None:
                 return
