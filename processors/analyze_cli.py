@@ -121,6 +121,8 @@ class AnalyzeResult:
     seconds: float = 0.0
     rows: dict[str, int] = field(default_factory=dict)
     error: str | None = None  # a capture that stopped part-way (logs hold what came before)
+    # Built-in intake: datagrams, fragments, reassembled, non_ip, dropped (packets), linktypes.
+    intake: dict[str, object] = field(default_factory=dict)
 
     @property
     def packets_per_second(self) -> float:
@@ -201,6 +203,19 @@ def run_builtin(traces: list[str], sink: Any, options: AnalyzeOptions) -> Analyz
     result.packets = sum(s.packets for s in stats)
     result.bytes_read = sum(s.bytes_read for s in stats)
     result.filtered_out = capture_filter.dropped if capture_filter else 0
+    intake = engine.decoder.stats
+    linktypes: dict[int, int] = {}
+    for st in stats:
+        for linktype, n in st.linktypes.items():
+            linktypes[linktype] = linktypes.get(linktype, 0) + n
+    result.intake = {
+        "datagrams": intake.datagrams,
+        "fragments": intake.fragments,
+        "reassembled": intake.reassembled,
+        "non_ip": sum(intake.non_ip.values()),
+        "dropped": dict(intake.dropped),
+        "linktypes": linktypes,
+    }
     return result
 
 
@@ -347,6 +362,15 @@ def analyze_command(
         f"({result.packets_per_second:,.0f} pkt/s); {rows}",
         err=True,
     )
+    if result.intake:
+        i = result.intake
+        dropped = ", ".join(f"{k} {v}" for k, v in sorted(i["dropped"].items())) or "none"
+        click.echo(
+            f"intake: link types {i['linktypes']}; {i['datagrams']} IP datagrams, "
+            f"{i['fragments']} fragments ({i['reassembled']} reassembled), {i['non_ip']} non-IP, "
+            f"{result.filtered_out} filtered out; dropped: {dropped}",
+            err=True,
+        )
     if result.error:
         raise AnalyzeError(f"capture stopped early: {result.error} (logs hold what came before)")
 

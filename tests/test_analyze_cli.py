@@ -75,6 +75,7 @@ def test_analyze_writes_zeek_logs(tmp_path: Path) -> None:
     assert pf["filter"] == "ip or not ip" and pf["success"] is True
     text = (out / "conn.log").read_text()
     assert text.startswith("#separator \\x09\n") and "#close\t" in text
+    assert "intake: link types {1: 5}; 5 IP datagrams, 0 fragments" in result.output
 
 
 def test_json_and_bare(tmp_path: Path) -> None:
