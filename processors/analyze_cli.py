@@ -219,13 +219,6 @@ def run_builtin(traces: list[str], sink: Any, options: AnalyzeOptions) -> Analyz
     return result
 
 
-def find_zeek(configured: str = "") -> str | None:
-    """The zeek binary: the configured path (Settings.zeek_path) or ``zeek`` on PATH."""
-    from wirestream.processors.zeek_engine import find_zeek as _find
-
-    return _find(configured)
-
-
 def analyze_traces(
     traces: list[str],
     out_dir: Path,
@@ -241,6 +234,8 @@ def analyze_traces(
             raise AnalyzeError(f"{trace}: no such capture file")
     if engine not in ("auto", "builtin", "zeek"):
         raise AnalyzeError(f"unknown engine {engine!r}: use auto, builtin or zeek")
+    from wirestream.processors.zeek_engine import find_zeek
+
     zeek = find_zeek(zeek_path) if engine in ("auto", "zeek") else None
     if engine == "zeek" and zeek is None:
         raise AnalyzeError(
