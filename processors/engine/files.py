@@ -341,9 +341,10 @@ class FileManager:
 
 
 def extraction_name(f: FileHandle) -> str:
-    """Zeek's default ``extract-<last_active>-<source>-<fuid>``; never a name from the traffic."""
+    """Zeek's default ``extract-<last_active>-<source>-<fuid>``, its time taken when extraction
+    starts (the file's first byte); never a name from the traffic."""
     source = "".join(c for c in f.source if c.isalnum() or c in "_-") or "unknown"
-    return f"extract-{f.last_active:.6f}-{source}-{f.fuid}"
+    return f"extract-{f.ts:.6f}-{source}-{f.fuid}"
 
 
 def file_record(f: FileHandle) -> Record:
