@@ -151,7 +151,7 @@ def test_extraction_is_bounded_and_named_safely() -> None:
     )
     assert (
         rec["extracted"]
-        == f"extract-2.500000-HTTP-{f.fuid}"
+        == f"extract-1.000000-HTTP-{f.fuid}"
         == extraction_name(f)
         == x.meta["extracted"]
     )
