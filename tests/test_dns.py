@@ -240,6 +240,12 @@ def test_tcp_length_framing_across_segments() -> None:
     assert row["proto"] == "tcp" and row["qtype_name"] == "AXFR" and row["answers"] == ["1.1.1.1"]
 
 
+def test_tcp_only_on_port_53() -> None:
+    ctx = FakeContext(ConnId("192.0.2.1", 40000, "198.51.100.53", 5353, "tcp"))
+    q = msg(1, questions=[("x.local", 1)])
+    assert run(ctx, (True, struct.pack("!H", len(q)) + q, 1.0)) == [] and ctx.weirds == []
+
+
 def test_netbios_names_opcodes_and_nbstat() -> None:
     ctx = FakeContext(ConnId("192.0.2.1", 137, "192.0.2.255", 137, "udp"))
     encoded = "".join(chr(65 + (b >> 4)) + chr(65 + (b & 15)) for b in b"WORKSTATION1   \x00")

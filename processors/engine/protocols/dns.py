@@ -33,6 +33,8 @@ MAX_QUERIES = 25  # Zeek's dns_max_queries
 MAX_COMPRESSION_DEPTH = 100  # Zeek's dns_max_compression_chain_depth
 MAX_PENDING_MSGS = 50
 MAX_PENDING_QUERY_IDS = 50
+UDP_PORTS = frozenset({53, 137, 5353, 5355})  # DNS::ports
+TCP_PORTS = frozenset({53})
 
 OP_QUERY, OP_NOTIFY, OP_UPDATE = 0, 4, 5
 TRACKED_OPCODES = frozenset({OP_QUERY, OP_NOTIFY, OP_UPDATE})
@@ -96,8 +98,6 @@ def opcode_name(n: int, netbios: bool) -> str:
     if netbios:
         return NETBIOS_OPCODES.get(n, f"netbios-opcode-{n}")
     return OPCODES.get(n, f"opcode-{n}")
-
-
 
 
 def decode_netbios_name(name: str) -> str:
@@ -657,7 +657,8 @@ class DnsAnalyzer:
         self.pending_queries = _Pending()
         self.pending_replies = _Pending()
         self.buffers = {True: bytearray(), False: bytearray()}
-        self.dead = False
+        # Zeek registers DNS for 53/tcp only; its other ports (137, 5353, 5355) are UDP ports.
+        self.dead = self.tcp and cid.resp_p not in TCP_PORTS
 
     # -- AppAnalyzer
 
@@ -736,7 +737,9 @@ class DnsAnalyzer:
     def _flip_roles(self) -> None:
         flip = getattr(self.ctx, "flip_roles", None)
         if flip is None:
-            raise TypeError("DNS needs AnalyzerContext.flip_roles (Zeek flips when a reply comes first)")
+            raise TypeError(
+                "DNS needs AnalyzerContext.flip_roles (Zeek flips when a reply comes first)"
+            )
         flip()
 
     def _new_session(self, tid: int, ts: float) -> _Info:
@@ -880,7 +883,7 @@ SPEC = register(
     AnalyzerSpec(
         name="dns",
         transports=frozenset({"udp", "tcp"}),
-        ports=frozenset({53, 137, 5353, 5355}),
+        ports=UDP_PORTS | TCP_PORTS,
         factory=DnsAnalyzer,
     )
 )
