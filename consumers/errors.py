@@ -7,6 +7,8 @@ plain Python still gets the full traceback for debugging.
 
 from __future__ import annotations
 
+import difflib
+
 
 class ConsumerError(Exception):
     """Base of every error the consumer library raises on purpose."""
@@ -19,8 +21,10 @@ class UnknownLogError(ConsumerError, LookupError):
     """The asked-for Zeek log has no topic on the broker."""
 
     def __init__(self, log: str, topic: str, known: list[str]) -> None:
+        close = difflib.get_close_matches(log, known, n=1)
+        guess = f" (did you mean {close[0]!r}?)" if close else ""
         hint = f"; logs on the broker: {', '.join(known)}" if known else "; the broker has no logs"
-        super().__init__(f"no topic {topic!r} for log {log!r}{hint}")
+        super().__init__(f"no topic {topic!r} for log {log!r}{guess}{hint}")
         self.log = log
         self.topic = topic
 

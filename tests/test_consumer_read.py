@@ -157,6 +157,8 @@ def test_unknown_log_and_unreachable_broker_say_so_briefly(fresh, settings) -> N
         UnknownLogError, match=r"no topic .*zeek.nosuchlog.* logs on the broker: conn"
     ):
         read("nosuchlog", settings=fresh)
+    with pytest.raises(UnknownLogError, match="did you mean 'conn'"):
+        read("con", settings=fresh)
     dead = settings.with_overrides(bootstrap_servers="127.0.0.1:1")
     with pytest.raises(BrokerUnreachableError, match="127.0.0.1:1 is unreachable") as info:
         read("conn", settings=dead)
@@ -215,3 +217,10 @@ def test_topics_view_shows_records_span_and_group_lag(fresh) -> None:
     assert 0 < row["lag"][group] < 60
     page = view._repr_html_()
     assert "<table>" in page and topics.log_topic("conn", fresh) in page and group in page
+
+
+def test_empty_window_keeps_the_columns(fresh) -> None:
+    produce(fresh, [conn_record(i, T0 + i) for i in range(5)])
+    df = read("conn", T0 + 1000, T0 + 2000, settings=fresh)
+    assert len(df) == 0
+    assert "id.orig_h" in df.columns and str(df["ts"].dtype) == "datetime64[us, UTC]"
