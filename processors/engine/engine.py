@@ -108,6 +108,7 @@ class Engine:
             lambda rec: sink.log("tunnel", rec),
             self._reinject,
             delay_teredo_confirmation=delay_teredo_confirmation,
+            new_uid=self.uids.conn_uid,
         )
         self.timers = TimerQueue()
         self.connections: dict[ConnKey, Connection] = {}
@@ -248,7 +249,9 @@ class Engine:
         self, outer: Connection, ref: TunnelRef, data: bytes, linktype: int, outer_dg: IPDatagram
     ) -> None:
         """A packet found inside a tunnel: decode it and track it with its encapsulation."""
-        inner = self.decoder.decode(Packet(outer_dg.ts, data, linktype, len(data)))
+        # A snaplen-cut outer packet cuts the inner one by as much (Zeek's build_inner_packet).
+        missing = max(self._wire_payload_len(outer_dg) - len(outer_dg.payload), 0)
+        inner = self.decoder.decode(Packet(outer_dg.ts, data, linktype, len(data) + missing))
         self._frame_l2 = None  # Zeek gives tunnelled packets no link-layer addresses
         if inner is None:
             return
@@ -273,7 +276,8 @@ class Engine:
             return
         ref = self.tunnels.ip_tunnel(dg.src, dg.dst, tunnel_type, self.uids.conn_uid)
         data = dg.payload[offset:]
-        inner = self.decoder.decode(Packet(dg.ts, data, linktype, len(data)))
+        missing = max(self._wire_payload_len(dg) - len(dg.payload), 0)
+        inner = self.decoder.decode(Packet(dg.ts, data, linktype, len(data) + missing))
         self._frame_l2 = None
         if inner is None:
             return

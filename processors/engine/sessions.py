@@ -48,7 +48,8 @@ SKIP_WHEN_PARTIAL = frozenset(
 DNS_SESSION_TIMEOUT = 10.0  # Zeek's dns_session_timeout: UDP DNS connections end this soon
 
 # Zeek's likely_server_ports with its default scripts loaded: every port an analyzer registers
-# as a server port (Analyzer::register_for_ports / PacketAnalyzer::register_for_ports).
+# as a server port (Analyzer::register_for_ports / PacketAnalyzer::register_for_ports); client
+# ports (DHCP 68) and DNS-over-QUIC (784, 853) are registered as non-server ports.
 LIKELY_SERVER_PORTS: dict[str, frozenset[int]] = {
     "tcp": frozenset(
         {
@@ -107,7 +108,6 @@ LIKELY_SERVER_PORTS: dict[str, frozenset[int]] = {
         {
             53,
             67,
-            68,
             88,
             123,
             137,
@@ -116,8 +116,6 @@ LIKELY_SERVER_PORTS: dict[str, frozenset[int]] = {
             389,
             443,
             514,
-            784,
-            853,
             1812,
             2123,
             2152,

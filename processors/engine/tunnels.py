@@ -22,6 +22,8 @@ TEREDO_PORTS = frozenset({3544})
 GTP_PORTS = frozenset({2152, 2123})
 VXLAN_PORTS = frozenset({4789})
 AYIYA_PORTS = frozenset({5072})
+GENEVE_PORTS = frozenset({6081})
+GRE_UDP_PORTS = frozenset({4754})
 DLT_EN10MB, DLT_RAW = 1, 101
 
 # Zeek matches this as a prefix: an IPv6 header whose source or destination is in 2001:0::/32.
@@ -197,8 +199,10 @@ class Tunnels:
         reinject: Callable[[Connection, TunnelRef, bytes, int, Any], None],
         *,
         delay_teredo_confirmation: bool = True,
+        new_uid: Callable[[], str] | None = None,
     ) -> None:
         self._emit = emit
+        self._new_uid = new_uid or (lambda: "")
         self._reinject = reinject
         self.delay_teredo_confirmation = delay_teredo_confirmation
         self.active: dict[tuple[str, int, str, int], dict[str, Any]] = {}
@@ -227,6 +231,10 @@ class Tunnels:
             kind = "VXLAN"
         elif port in AYIYA_PORTS:
             kind = "AYIYA"
+        elif port in GENEVE_PORTS:
+            kind = "GENEVE"
+        elif port in GRE_UDP_PORTS:
+            kind = "GRE"
         elif teredo_detect(data):
             kind = "TEREDO"
         elif len(data) >= 3 and data[1] == 0x52 and data[2] == 0x11:  # Zeek's AYIYA detection
@@ -247,6 +255,16 @@ class Tunnels:
             self._teredo(conn, state, is_orig, data, ref, dg)
         elif kind == "AYIYA":
             self._ayiya(conn, state, data, ref, dg)
+        elif kind == "GENEVE":
+            self._geneve(conn, state, data, ref, dg)
+        elif kind == "GRE":
+            inner = gre_inner(data)
+            if isinstance(inner, str):
+                conn.weird(inner)
+                return
+            # GRE keeps Zeek's IP-tunnel identity: the outer address pair, not the UDP flow.
+            gre_ref = self.ip_tunnel(dg.src, dg.dst, "GRE", self._new_uid)
+            self._reinject(conn, gre_ref, data[inner[0] :], inner[1], dg)
         elif kind == "GTPv1":
             off = gtp_inner_offset(data)
             if off is None:
@@ -268,6 +286,30 @@ class Tunnels:
                 conn.weird("vxlan_empty_packet")
                 return
             self._reinject(conn, ref, data[8:], DLT_EN10MB, dg)
+
+    def _geneve(
+        self, conn: Connection, state: TunnelState, data: bytes, ref: TunnelRef, dg: Any
+    ) -> None:
+        """Zeek's Geneve analyzer: options skipped, the protocol type picks Ethernet or IP."""
+        if len(data) < 8:
+            state.violated.add("GENEVE")
+            return
+        if data[0] >> 6:
+            conn.weird("geneve_invalid_version", str(data[0] >> 6))
+            return
+        hdr = 8 + (data[0] & 0x3F) * 4
+        if hdr > len(data):
+            state.violated.add("GENEVE")
+            return
+        conn.confirm("geneve")
+        if len(data) == hdr:
+            conn.weird("geneve_empty_packet")
+            return
+        proto = (data[2] << 8) | data[3]
+        if proto == 0x6558:
+            self._reinject(conn, ref, data[hdr:], DLT_EN10MB, dg)
+        elif proto in (0x0800, 0x86DD):
+            self._reinject(conn, ref, data[hdr:], DLT_RAW, dg)
 
     def _ayiya(
         self, conn: Connection, state: TunnelState, data: bytes, ref: TunnelRef, dg: Any
