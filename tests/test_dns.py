@@ -175,12 +175,9 @@ def test_answer_summaries_match_zeeks_script_formatting(
     assert m.answers[0].reply == expected
 
 
-@pytest.mark.parametrize(
-    "rtype", [11, 13, 41, 257, 64]
-)  # WKS, HINFO, OPT, CAA, SVCB: no script handler
+@pytest.mark.parametrize("rtype", [13, 41, 257, 64])  # HINFO, OPT, CAA, SVCB: no script handler
 def test_types_zeek_scripts_do_not_log(rtype: int) -> None:
     rdata = {
-        11: b"\x01\x02\x03\x04\x06",
         13: b"\x01a\x01b",
         41: b"",
         257: b"\x00\x05issueca",
@@ -188,6 +185,24 @@ def test_types_zeek_scripts_do_not_log(rtype: int) -> None:
     }[rtype]
     m = dns.parse_message(msg(1, qr=True, answers=[rr("q.example", rtype, rdata)]))
     assert m is not None and m.answers[0].reply is None
+
+
+def test_malformed_txt_is_logged_with_what_was_read_then_parsing_stops() -> None:
+    bad = rr("t.example", 16, b"\x02ok\x09short")
+    m = dns.parse_message(msg(1, qr=True, answers=[bad, rr("t.example", 1, b"\x01\x01\x01\x01")]))
+    assert m is not None and not m.confirmed
+    assert [a.reply for a in m.answers] == ["TXT 2 ok"] and (
+        "DNS_TXT_char_str_past_rdlen",
+        "",
+    ) in m.weirds
+
+
+def test_wks_sets_reply_fields_without_an_answer() -> None:
+    ctx = FakeContext(udp_conn())
+    q = msg(2, questions=[("w.example", 11)])
+    r = msg(2, qr=True, aa=True, answers=[rr("w.example", 11, b"\x01\x02\x03\x04\x06")])
+    (row,) = run(ctx, (True, q, 1.0), (False, r, 1.5))
+    assert row["AA"] and row["rtt"] == pytest.approx(0.5) and row["answers"] is None
 
 
 def test_compression_pointers_and_forward_pointers() -> None:

@@ -449,9 +449,9 @@ def _parse_rdata(rd: _Reader, msg: Message, ans: Answer, rdlength: int) -> str |
         rd.take(20)
         check_len()
         return mname
-    if t == 11:  # WKS: logged as "", which the scripts drop
+    if t == 11:  # WKS: the script's reply is "": rtt, AA, RA are set, no answer is added
         skip()
-        return None
+        return ""
     if t == 13:  # HINFO: no script handler
         skip()
         return None
@@ -470,9 +470,11 @@ def _parse_rdata(rd: _Reader, msg: Message, ans: Answer, rdlength: int) -> str |
                 break
             parts.append(f"{kind} {len(s)} {text(s)}")
         reply = " ".join(parts)
-        if left != 0:
+        if left != 0:  # Zeek raises the event with the strings it got, then stops parsing
+            ans.reply = reply
+            msg.answers.append(ans)
             raise _Malformed
-        return reply or None
+        return reply
     if t == 257:  # CAA: no script handler
         skip()
         return None
