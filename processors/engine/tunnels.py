@@ -151,13 +151,26 @@ def gre_inner(data: bytes) -> tuple[int, int] | str:
         bool(flags_ver & 0x8000) + bool(flags_ver & 0x2000) + bool(flags_ver & 0x1000)
     )
     gre_len += 4 if flags_ver & 0x0080 else 0
-    eth_len = pptp_len = 0
+    eth_len = pptp_len = erspan_len = 0
     link = DLT_RAW
     if version == 0:
-        if proto == 0x6558:
+        if proto == 0x6558:  # transparent Ethernet bridging
             if len(data) <= gre_len + 14:
                 return "truncated_GRE"
             eth_len, link = 14, DLT_EN10MB
+        elif proto == 0x88BE:  # ERSPAN type II (type I has no sequence number/header)
+            if len(data) <= gre_len + 14:
+                return "truncated_GRE"
+            eth_len, link = 14, DLT_EN10MB
+            erspan_len = 8 if flags_ver & 0x1000 else 0
+        elif proto == 0x22EB:  # ERSPAN type III, with an optional 8-byte subheader
+            if len(data) <= gre_len + 14 + 12:
+                return "truncated_GRE"
+            eth_len, link, erspan_len = 14, DLT_EN10MB, 12
+            if data[gre_len + erspan_len - 1] & 0x01:
+                if len(data) <= gre_len + erspan_len + 8 + eth_len:
+                    return "truncated_GRE"
+                erspan_len += 8
         elif proto not in (0x0800, 0x86DD):
             return "unknown_gre_protocol"
     elif version == 1:
@@ -170,13 +183,13 @@ def gre_inner(data: bytes) -> tuple[int, int] | str:
         return "gre_routing"
     if flags_ver & 0x0078:
         return "unknown_gre_flags"
-    if len(data) < gre_len + pptp_len + eth_len:
+    if len(data) < gre_len + pptp_len + eth_len + erspan_len:
         return "truncated_GRE"
     if version == 1:
         ppp = (data[gre_len + 2] << 8) | data[gre_len + 3]
         if ppp not in (0x0021, 0x0057):
             return "non_ip_packet_in_encap"
-    return gre_len + pptp_len, link
+    return gre_len + pptp_len + erspan_len, link
 
 
 class TunnelState:
