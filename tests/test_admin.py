@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -58,6 +59,9 @@ def create_plain(settings: Settings, name: str, partitions: int) -> None:
     """A topic made without wirestream's configs, as auto-creation or another tool would."""
     admin = raw_admin(settings)
     admin.create_topics([NewTopic(name, partitions, 1)])[name].result(timeout=30)
+    deadline = time.monotonic() + 30
+    while name not in admin.list_topics(timeout=30).topics and time.monotonic() < deadline:
+        time.sleep(0.1)  # creation acknowledged by the controller, not yet seen by brokers
 
 
 def read_configs(settings: Settings, topic: str) -> dict[str, str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from wirestream.admin import describe_topics, ensure_topics
+from wirestream.admin import EXISTS, TopicError, describe_topics, ensure_topics
 from wirestream.broker.runtime import down, free_base_port, status, stop_node, up
 from wirestream.config import Settings
 from wirestream.kafka import make_consumer, make_producer
@@ -100,6 +100,11 @@ def test_cluster_keeps_producing_with_one_node_down(cluster: Settings) -> None:
     degraded = status(cluster, "cluster")
     assert not degraded.running and degraded.brokers == 2
     assert [n.alive for n in degraded.nodes] == [True, True, False]
+
+    # Existing RF-3 topics still pass ensure_topics; a new one cannot get 3 replicas now.
+    assert ensure_topics(prefixed, [spec]) == {spec.name: EXISTS}
+    with pytest.raises(TopicError, match="above the 2 live broker"):
+        ensure_topics(prefixed, [log_topic_spec("dns", prefixed)])
 
     after = [f"after-{i}".encode() for i in range(100)]
     produce(cluster, spec.name, after)  # acks=all with 2 in-sync replicas = min.insync.replicas

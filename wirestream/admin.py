@@ -13,7 +13,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
 import click
@@ -72,16 +72,23 @@ def _metadata(admin: AdminClient, timeout_s: float) -> ClusterMetadata:
 
 
 def _topic_configs(
-    admin: AdminClient, names: Iterable[str], timeout_s: float
+    admin: AdminClient, names: Iterable[str], timeout_s: float, *, skip_deleted: bool = False
 ) -> dict[str, dict[str, ConfigEntry]]:
+    """Configs per topic; with ``skip_deleted``, topics deleted since listing are left out."""
     resources = [ConfigResource(ResourceType.TOPIC, name) for name in names]
     if not resources:
         return {}
     futures = admin.describe_configs(resources, request_timeout=timeout_s)
-    try:
-        return {res.name: fut.result() for res, fut in futures.items()}
-    except KafkaException as exc:
-        raise TopicError(f"cannot read topic configs: {exc}") from exc
+    configs = {}
+    for res, fut in futures.items():
+        try:
+            configs[res.name] = fut.result()
+        except KafkaException as exc:
+            err = exc.args[0]
+            gone = isinstance(err, KafkaError) and err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+            if not (gone and skip_deleted):
+                raise TopicError(f"cannot read configs of topic {res.name}: {err}") from exc
+    return configs
 
 
 def _info(metadata: ClusterMetadata, name: str, configs: dict[str, ConfigEntry]) -> TopicInfo:
@@ -101,20 +108,29 @@ def _info(metadata: ClusterMetadata, name: str, configs: dict[str, ConfigEntry])
 
 
 def describe_topics(
-    settings: Settings, names: Iterable[str] | None = None, *, timeout_s: float = TIMEOUT_S
+    settings: Settings,
+    names: Iterable[str] | None = None,
+    *,
+    where: Callable[[str], bool] | None = None,
+    timeout_s: float = TIMEOUT_S,
 ) -> list[TopicInfo]:
-    """Partitions, replication, ISR and config overrides; ``None`` = every non-internal topic."""
+    """Partitions, replication, ISR and config overrides of ``names`` (all must exist).
+
+    ``names=None`` means every non-internal topic for which ``where`` (if given) is true;
+    topics deleted while being described are then left out.
+    """
     admin = _admin(settings)
     metadata = _metadata(admin, timeout_s)
     if names is None:
-        wanted = sorted(t for t in metadata.topics if not t.startswith("__"))
+        listed = (t for t in metadata.topics if not t.startswith("__"))
+        wanted = sorted(t for t in listed if where is None or where(t))
     else:
         wanted = list(names)
         absent = [n for n in wanted if n not in metadata.topics]
         if absent:
             raise TopicError(f"no such topic(s): {', '.join(absent)}")
-    configs = _topic_configs(admin, wanted, timeout_s)
-    return [_info(metadata, name, configs[name]) for name in wanted]
+    configs = _topic_configs(admin, wanted, timeout_s, skip_deleted=names is None)
+    return [_info(metadata, name, configs[name]) for name in wanted if name in configs]
 
 
 def _create(admin: AdminClient, specs: list[TopicSpec], timeout_s: float) -> list[str]:
@@ -195,8 +211,8 @@ def ensure_topics(
 ) -> dict[str, str]:
     """Create missing topics, check existing ones; returns ``{name: created|exists|configs-updated}``.
 
-    Raises :class:`TopicError` when a replication factor exceeds the live brokers, or an
-    existing topic has other partitions, replication or (unless ``fix_configs``) configs.
+    Raises :class:`TopicError` when a topic to create has a replication factor above the live
+    brokers, or an existing topic has other partitions, replication or (unless ``fix_configs``) configs.
     Idempotent and safe to run concurrently.
     """
     names = [s.name for s in specs]
@@ -206,7 +222,10 @@ def ensure_topics(
     admin = make_admin(settings)
     metadata = _metadata(admin, timeout_s)
     brokers = len(metadata.brokers)
-    too_wide = [s for s in specs if s.replication > brokers]
+    missing = [s for s in specs if s.name not in metadata.topics]
+    # Only topics still to create need that many live brokers: an existing RF-3 topic stays
+    # usable (min ISR 2) while one of three brokers is down.
+    too_wide = [s for s in missing if s.replication > brokers]
     if too_wide:
         listed = ", ".join(f"{s.name} (RF {s.replication})" for s in too_wide[:5])
         raise TopicError(
@@ -214,7 +233,6 @@ def ensure_topics(
             f"{listed}{' ...' if len(too_wide) > 5 else ''}; lower WIRESTREAM_TOPIC_REPLICATION "
             "or start more brokers (`wirestream kafka up --cluster`)"
         )
-    missing = [s for s in specs if s.name not in metadata.topics]
     outcome = {s.name: CREATED for s in missing}
     if missing:
         for name in _create(admin, missing, timeout_s):
@@ -296,13 +314,15 @@ def list_cmd(ctx: click.Context, show_all: bool, as_json: bool) -> None:
     """Partitions, replication factor, in-sync replicas and config overrides of each topic."""
     settings = _settings(ctx)
     ours = {s.name for s in all_topic_specs(settings)}
+
+    def is_ours(name: str) -> bool:
+        return name in ours or log_of_topic(name, settings) is not None
+
     try:
-        infos = describe_topics(settings)
+        infos = describe_topics(settings, where=None if show_all else is_ours)
     except TopicError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    if not show_all:
-        infos = [i for i in infos if i.name in ours or log_of_topic(i.name, settings)]
     if as_json:
         click.echo(json.dumps([asdict(i) for i in infos], indent=2))
         return
