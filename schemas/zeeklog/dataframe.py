@@ -32,7 +32,12 @@ from wirestream.schemas.zeek_types import LogSchema, ZeekType
 from wirestream.schemas.zeeklog.errors import ZeekLogError, ZeekLogTruncatedError
 from wirestream.schemas.zeeklog.escape import display_text, unescape_field
 from wirestream.schemas.zeeklog.json_lines import JsonOptions
-from wirestream.schemas.zeeklog.reader import GZIP_MAGIC, ZeekLogHeader, read_zeek_records
+from wirestream.schemas.zeeklog.reader import (
+    GZIP_MAGIC,
+    ZeekLogHeader,
+    open_binary,
+    read_zeek_records,
+)
 from wirestream.schemas.zeeklog.tsv import _BOOLS, TEXT_SCALARS, TsvDialect
 
 log = logging.getLogger(__name__)
@@ -140,7 +145,16 @@ def _body_bounds(data: bytes | mmap.mmap, prefix: bytes) -> tuple[int, int]:
     return start, end
 
 
+def _starts_like_json(path: Path) -> bool:
+    """Peek (through gzip) at the first byte: JSON logs go to the exact reader straight away."""
+    stream, _ = open_binary(path)
+    with stream:
+        return stream.read(64).lstrip()[:1] == b"{"
+
+
 def _read_fast(path: Path, schema: LogSchema | None, strict: bool) -> pd.DataFrame:
+    if _starts_like_json(path):
+        raise _NotFast("JSON lines")
     with read_zeek_records(path, schema=schema, strict=False) as zlog:
         header = zlog.header
     if header.format != "tsv" or not header.has_meta:
