@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import shutil
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -219,8 +221,6 @@ def free_base_port(mode: Mode, *, low: int = 20000, high: int = 32000, tries: in
 
     The range stays below Linux's ephemeral ports (32768+), which outgoing connections take.
     """
-    import random
-
     for _ in range(tries):
         base = random.randrange(low, high)
         layout = broker_layout(Path("/nonexistent"), mode, base)
@@ -263,8 +263,6 @@ def _run_storage_tool(cmd: list[str], what: str) -> str:
 
 
 def _write_configs(settings: Settings, layout: BrokerLayout) -> None:
-    from importlib import resources
-
     layout.state_dir.mkdir(parents=True, exist_ok=True)
     log4j2 = resources.files("wirestream.broker").joinpath(LOG4J2_RESOURCE).read_text()
     layout.log4j2_file.write_text(log4j2)
