@@ -251,6 +251,26 @@ def test_byte_ranges_of_one_url_are_one_file_across_connections() -> None:
     assert rows[0]["total_bytes"] == len(content) and rows[0]["mime_type"] == "application/pdf"
 
 
+def test_header_anomalies_are_reported_as_zeek_names_them() -> None:
+    reply = (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 05\r\nX-Folded: a\r\n  b\r\n"
+        b"Transfer-Encoding: chunked, gzip\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    )
+    req = b"PUT /f HTTP/1.1\r\nHost: h\r\nExpect: later\r\nContent-Length: 0\r\n\r\n"
+    ctx = run((True, req), (False, reply))
+    names = [n for n, _ in ctx.weirds]
+    for expected in (
+        "HTTP_expect_not_100_continue",
+        "HTTP_content_length_leading_zeros",
+        "HTTP_obsolete_line_folding",
+        "HTTP_chunked_multi",
+        "HTTP_content_length_and_chunked",
+    ):
+        assert expected in names, (expected, names)
+    (row,) = ctx.logs("http")
+    assert row["response_body_len"] == 5  # chunked wins over the Content-Length
+
+
 def test_request_without_reply_is_logged_when_connection_ends() -> None:
     ctx = run((True, GET))
     (row,) = ctx.logs("http")

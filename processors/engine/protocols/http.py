@@ -305,6 +305,7 @@ class _Entity:
         self.in_header = True
         self.end_of_data = False
         self.header: list[bytes] | None = None
+        self.header_lines: list[bytes] = []  # the lines of the header being submitted (folding)
         self.content_type = b"TEXT"
         self.boundary: bytes | None = None
         self.encoding = parent.encoding if parent else b""  # content-transfer-encoding
@@ -361,6 +362,7 @@ class _Entity:
         if self.header is None:
             return
         line = b"".join(self.header)
+        self.header_lines = self.header
         self.header = None
         colon = line.find(b":")
         if colon <= 0:
@@ -561,12 +563,20 @@ class _Entity:
     def submit_header(self, name: bytes, value: bytes) -> None:
         lname = name.lower()
         # Entity-level headers of parts (a part's own Content-Length, encodings) are left alone.
+        if self.depth > 0 and lname == b"transfer-encoding":
+            self.msg.weird("HTTP_nested_transfer_encoding_header")
         if self.depth == 0:
+            if len(self.header_lines) > 1:
+                self.msg.weird("HTTP_obsolete_line_folding", text(name))
             if lname == b"content-length":
+                if self.chunked != "none":
+                    self.msg.weird("HTTP_content_length_and_chunked")
                 token = _token(value)[0]
                 n = _atoi(token, 10) if token else None
                 if token:
                     if n is not None and n >= 0:
+                        if n > 0 and token.startswith(b"0"):
+                            self.msg.weird("HTTP_content_length_leading_zeros", text(token))
                         self.content_length = n
                         if self.partial and self.offset_len != n:
                             self.msg.weird("HTTP_range_not_matching_len")
@@ -577,20 +587,25 @@ class _Entity:
             elif lname == b"content-range" and self.msg.http.reply_code == 206:
                 self._content_range(value)
             elif lname == b"transfer-encoding":
-                if self.depth == 0:
-                    version = (
-                        self.msg.http.request_version
-                        if self.msg.http.request_ongoing
-                        else self.msg.http.reply_version
-                    )
-                    if _token(value)[0].lower() == b"chunked" and version == (1, 1):
-                        self.chunked = "before"
+                http_ = self.msg.http
+                version = http_.request_version if http_.request_ongoing else http_.reply_version
+                token, rest = _token(value)
+                if token.lower() == b"chunked" and version == (1, 1):
+                    self.chunked = "before"
+                    if rest:
+                        self.msg.weird("HTTP_chunked_multi", text(rest))
+                    if self.content_length >= 0:
+                        self.msg.weird("HTTP_content_length_and_chunked")
             elif lname == b"content-encoding":
                 tok = _token(value)[0].lower()
                 if tok in (b"gzip", b"x-gzip"):
                     self.compression = "gzip"
                 if tok == b"deflate":
                     self.compression = "deflate"
+            elif lname == b"expect":
+                token = _token(value)[0]
+                if token.lower() != b"100-continue":
+                    self.msg.weird("HTTP_expect_not_100_continue", text(token))
         self.msg.header(self, name, value)
 
     def _content_range(self, value: bytes) -> None:
