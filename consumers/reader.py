@@ -169,6 +169,9 @@ def fetch(
             yield values, stamps
     finally:
         bar.close()
+        # Pausing outlives the assignment in librdkafka: resume, or a later read on this
+        # consumer (tail() looking further back) would wait forever on a paused partition.
+        consumer.resume(assigned)
         consumer.unassign()
 
 

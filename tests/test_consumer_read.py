@@ -224,3 +224,23 @@ def test_empty_window_keeps_the_columns(fresh) -> None:
     df = read("conn", T0 + 1000, T0 + 2000, settings=fresh)
     assert len(df) == 0
     assert "id.orig_h" in df.columns and str(df["ts"].dtype) == "datetime64[us, UTC]"
+
+
+def test_read_committed_skips_aborted_transactions_and_ends_past_markers(fresh) -> None:
+    from wirestream.schemas.codec import encode_many as encode
+
+    schema = bundled_avro_schema("conn")
+    produce(fresh, [conn_record(i, T0 + i) for i in range(10)])  # publishes schema + topic
+    topic = topics.log_topic("conn", fresh)
+    tx = make_producer(fresh, **{"transactional.id": f"tx-{uuid.uuid4().hex[:8]}"})
+    tx.init_transactions(30)
+    for commit, first in ((False, 100), (True, 200)):
+        tx.begin_transaction()
+        recs = [conn_record(i, T0 + i - first + 50) for i in range(first, first + 5)]
+        for r, value in zip(recs, encode(recs, schema), strict=True):
+            tx.produce(topic, value=value, partition=0, timestamp=int(r["ts"] * 1000))
+        assert tx.flush(30) == 0  # on the broker before the abort, so the log holds them
+        (tx.commit_transaction if commit else tx.abort_transaction)(30)
+    uids = set(read("conn", settings=fresh, output="polars")["uid"])
+    assert uids == {f"C{i:08d}" for i in [*range(10), *range(200, 205)]}
+    assert len(tail("conn", 3, settings=fresh, partitions=[0])) == 3
