@@ -1,8 +1,23 @@
-"""Consumers: topic windows and captures straight into DataFrames.
+"""Consumers: Kafka log topics straight into typed DataFrames.
 
-``read`` (a time window or offset ranges), ``tail``, ``windows`` (event-time windows in a
-consumer group), ``frames``/``details`` (one capture), ``TopicsView`` (notebook overview) and the
-batch decoder behind them. Heavy imports load on first use.
+In a notebook::
+
+    import wirestream as ws
+
+    ws.TopicsView()                                   # topics, records, time span, group lag
+    conn = ws.read("conn", "-15min", "now")           # a time window, pandas with Zeek dtypes
+    dns = ws.read("dns", "2024-05-01 10:00", "2024-05-01 11:00", index="ts")
+    ws.read("conn", offsets={0: (100, 200)})          # offset ranges per partition
+    ws.tail("http", 20)                               # the newest records
+    logs = ws.frames("capture.pcap")                  # {log: DataFrame} of one capture
+    ws.details("capture.pcap")                        # its details record
+
+    with ws.windows("conn", every="1min", group="dashboards") as stream:
+        for start, end, df in stream:                 # event-time windows as they close
+            ...
+
+``output="polars"`` or ``"arrow"`` instead of pandas. Errors a user can fix raise a
+:class:`ConsumerError` with one readable sentence. Heavy imports load on first use.
 """
 
 from __future__ import annotations
@@ -18,7 +33,6 @@ _EXPORTS = {
     "frames": "wirestream.consumers.captures",
     "details": "wirestream.consumers.captures",
     "TopicsView": "wirestream.consumers.topics_view",
-    "topics_view": "wirestream.consumers.topics_view",
     "BatchDecoder": "wirestream.consumers.decode",
     "decode_frame": "wirestream.consumers.decode",
     "ConsumerError": "wirestream.consumers.errors",

@@ -219,8 +219,3 @@ class TopicsView:
                 f"  lag: {self._lag_text(r.lag)}"
             )
         return "\n".join(lines)
-
-
-def topics_view(settings: Settings | None = None, *, groups: bool = True) -> TopicsView:
-    """A fresh :class:`TopicsView` (for ``wirestream.topics_view()`` in a notebook)."""
-    return TopicsView(settings, groups=groups)
