@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 from wirestream.admin import EXISTS, TopicError, describe_topics, ensure_topics
-from wirestream.broker.runtime import down, free_base_port, status, stop_node, up
+from wirestream.broker.runtime import (
+    down,
+    ensure_local_broker,
+    free_base_port,
+    status,
+    stop_node,
+    up,
+)
 from wirestream.config import Settings
 from wirestream.kafka import make_consumer, make_producer
 from wirestream.topics import log_topic_spec
@@ -100,6 +107,8 @@ def test_cluster_keeps_producing_with_one_node_down(cluster: Settings) -> None:
     degraded = status(cluster, "cluster")
     assert not degraded.running and degraded.brokers == 2
     assert [n.alive for n in degraded.nodes] == [True, True, False]
+    # Clients without a configured bootstrap still find the (degraded) local cluster.
+    assert ensure_local_broker(cluster, start=False) == cluster.bootstrap_servers
 
     # Existing RF-3 topics still pass ensure_topics; a new one cannot get 3 replicas now.
     assert ensure_topics(prefixed, [spec]) == {spec.name: EXISTS}

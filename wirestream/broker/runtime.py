@@ -455,8 +455,11 @@ def ensure_local_broker(settings: Settings, start: bool = True) -> str:
         if _read_state(state_dir(settings.home, mode)) is None:
             continue
         layout = current_layout(settings, mode)
-        nodes_up = all(_node_pid(n) is not None for n in layout.nodes)
-        if nodes_up and tcp_answers(HOST, layout.nodes[0].broker_port):
+        # A cluster with a node down still serves (min ISR 2): any answering node will do.
+        answering = [
+            n for n in layout.nodes if _node_pid(n) is not None and tcp_answers(HOST, n.broker_port)
+        ]
+        if answering:
             log.debug("using the local %s broker at %s", mode, layout.bootstrap)
             return layout.bootstrap
     if not start:
