@@ -237,6 +237,11 @@ class AnalyzerSlot:
     def weird(self, name: str, addl: str = "", ts: float | None = None) -> None:
         self._conn.weird(name, addl, source=self.spec.name.upper(), ts=ts)
 
+    def limit_reached_weird(self, name: str, addl: str = "") -> None:
+        """An analyzer hit one of its limits: a weird plus history ``X`` (Zeek's LimitReachedWeird)."""
+        self._conn.weird(name, addl, source=self.spec.name.upper())
+        self._conn.check_history(HIST_ANALYZER_LIMIT_REACHED, "X")
+
     def register_tunnel(self, cid: tuple[str, int, str, int], tunnel_type: str) -> None:
         """Script-level tunnels (SOCKS, HTTP CONNECT): a tunnel.log DISCOVER for ``cid``."""
         engine = self._conn.engine
