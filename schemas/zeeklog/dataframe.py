@@ -176,9 +176,10 @@ def _read_fast(path: Path, schema: LogSchema | None, strict: bool) -> pd.DataFra
         rows = 0
     else:
         try:
+            escapes = data.find(b"\\", start, end) >= 0  # one memchr spares a scan per column
             table = _split_columns(pa.py_buffer(data).slice(start, end - start), header)
             del data  # the table holds its own copy (of the page cache, for plain files)
-            frame = _convert(table, header)
+            frame = _convert(table, header, escapes)
         except (pl.exceptions.PolarsError, ValueError, pa.ArrowInvalid) as exc:
             raise _NotFast(f"line or value that does not fit: {str(exc)[:200]}") from exc
         rows = table.num_rows
@@ -256,11 +257,13 @@ def _unescape_text(value: str) -> str:
     return display_text(unescape_field(value))
 
 
-def _fix_text(column: pa.ChunkedArray, empty: str) -> pa.ChunkedArray:
+def _fix_text(column: pa.ChunkedArray, empty: str, escapes: bool = True) -> pa.ChunkedArray:
     """``(empty)`` -> "" and escapes undone, touching only the values that need it."""
     is_empty = pc.equal(column, empty)
     if pc.any(is_empty).as_py():
         column = pc.if_else(is_empty, "", column)
+    if not escapes:
+        return column
     escaped = pc.fill_null(pc.match_substring(column, "\\"), False)
     if pc.any(escaped).as_py():
         values = pc.filter(column, escaped).to_pylist()
@@ -364,7 +367,7 @@ def _split_container(
     return frame.to_arrow().column("v")
 
 
-def _convert(table: pa.Table, header: ZeekLogHeader) -> pd.DataFrame:
+def _convert(table: pa.Table, header: ZeekLogHeader, escapes: bool) -> pd.DataFrame:
     dialect = header.dialect
     arrays: dict[str, pa.ChunkedArray] = {}
     for name, ztype in zip(header.fields, header.types, strict=True):
@@ -379,7 +382,7 @@ def _convert(table: pa.Table, header: ZeekLogHeader) -> pd.DataFrame:
         elif pa.types.is_dictionary(column.type):
             column = _fix_dictionary(column, dialect.empty_field)
         elif scalar in TEXT_SCALARS:
-            column = _fix_text(column, dialect.empty_field)
+            column = _fix_text(column, dialect.empty_field, escapes)
         arrays[name] = column
     return frame_from_arrays(arrays, header.schema)
 
