@@ -458,6 +458,7 @@ class BroProcessor:
                 engine=self.engine_name,
                 finished_at=time.time(),
                 processor=self.instance,
+                sent_at=marker.sent_at,
             )
             self._produce(topic=self.parts_topic, key=part.key(), value=part.to_bytes())
             next_offset = self._commit_offset(stream.partition, end_offset)

@@ -89,6 +89,7 @@ class CapturePart:
     engine: str = ""
     finished_at: float | None = None
     processor: str = ""  # the processor instance that analysed this partition
+    sent_at: float | None = None
 
     def key(self) -> bytes:
         return part_key(self.send_id, self.partition)
@@ -98,7 +99,8 @@ class CapturePart:
 
     @classmethod
     def from_bytes(cls, value: bytes) -> CapturePart:
-        return cls(**json.loads(value))
+        data = json.loads(value)
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
 def part_key(send_id: str, partition: int) -> bytes:
@@ -143,6 +145,6 @@ def merge_parts(parts: list[CapturePart], sent_at: float | None = None) -> Captu
         files=files,
         partitions=first.partitions,
         engine=first.engine,
-        sent_at=sent_at,
+        sent_at=sent_at if sent_at is not None else first.sent_at,
         finished_at=max((p.finished_at or 0.0) for p in parts) or None,
     )

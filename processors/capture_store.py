@@ -22,9 +22,15 @@ log = logging.getLogger(__name__)
 
 
 def read_compacted(
-    settings: Settings, topic: str, timeout: float = 30.0
+    settings: Settings, topic: str, timeout: float = 30.0, settle: float = 2.0
 ) -> Iterator[tuple[bytes, bytes]]:
-    """Every (key, value) of a topic up to its committed end, oldest first (tombstones skipped)."""
+    """Every (key, value) of a topic up to its committed end, oldest first (tombstones skipped).
+
+    "End" is the high watermark as of the call: a transaction committed just before may still
+    lack its commit marker for a moment (the read stops early at the last stable offset), so the
+    read waits up to ``settle`` seconds for the position to reach the watermark; a transaction
+    still open after that is not committed output and is not waited for.
+    """
     consumer = make_consumer(
         settings, f"wirestream-reader-{uuid.uuid4().hex}", **{"enable.partition.eof": True}
     )
@@ -34,28 +40,42 @@ def read_compacted(
         if tmeta is None or tmeta.error is not None or not tmeta.partitions:
             return
         parts = [TopicPartition(topic, p, 0) for p in tmeta.partitions]
-        pending = set()
+        ends: dict[int, int] = {}
         for tp in parts:
             low, high = consumer.get_watermark_offsets(tp, timeout=10)
             if high > low:
-                pending.add(tp.partition)
-        if not pending:
+                ends[tp.partition] = high
+        if not ends:
             return
         consumer.assign(parts)
         deadline = time.monotonic() + timeout
-        while pending:
-            if time.monotonic() > deadline:
+        stalled: dict[int, float] = {}
+        while ends:
+            now = time.monotonic()
+            if now > deadline:
                 raise TimeoutError(
-                    f"reading {topic}: partitions {sorted(pending)} not read to their end"
+                    f"reading {topic}: partitions {sorted(ends)} not read to their end"
                 )
-            msg = consumer.poll(0.5)
+            for p, since in list(stalled.items()):
+                if now - since > settle:
+                    ends.pop(p, None)
+                    del stalled[p]
+            msg = consumer.poll(0.2)
             if msg is None:
                 continue
             if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
-                    pending.discard(msg.partition())
-                    continue
-                raise RuntimeError(f"reading {topic}: {msg.error()}")
+                if msg.error().code() != KafkaError._PARTITION_EOF:
+                    raise RuntimeError(f"reading {topic}: {msg.error()}")
+                p = msg.partition()
+                if p in ends and msg.offset() >= ends[p]:
+                    del ends[p]
+                    stalled.pop(p, None)
+                elif p in ends:
+                    stalled.setdefault(p, now)
+                continue
+            stalled.pop(msg.partition(), None)
+            if msg.offset() + 1 >= ends.get(msg.partition(), 0):
+                ends.pop(msg.partition(), None)
             if msg.key() is not None and msg.value() is not None:
                 yield msg.key(), msg.value()
     finally:

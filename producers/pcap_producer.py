@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 # Batches well below the topic's 8 MiB limit keep processors' per-message work small.
 DEFAULT_BATCH_BYTES = 1 << 20
 TRANSACTION_TIMEOUT_MS = 900_000
+KNOWN_TTL = 5.0  # seconds a read of the captures topic serves duplicate checks
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".dmp")
 
 
@@ -138,6 +139,7 @@ class PcapProducer:
         )
         self.producer.init_transactions(30)
         self._known: dict[str, CaptureDetails] | None = None
+        self._known_at = 0.0
 
     def partitions(self) -> int:
         meta = self.producer.list_topics(self.pcap_topic, timeout=10).topics.get(self.pcap_topic)
@@ -152,6 +154,7 @@ class PcapProducer:
 
         if self._known is None or refresh:
             self._known = read_captures(self.settings)
+            self._known_at = time.monotonic()
         return self._known
 
     def send(
@@ -170,7 +173,9 @@ class PcapProducer:
             md5 = file_md5(path)
         except OSError as exc:
             return SendResult(str(path), "", send_id, FAILED, error=f"cannot read {path}: {exc}")
-        previous = self.known_captures(refresh=True).get(md5)
+        previous = self.known_captures(refresh=time.monotonic() - self._known_at > KNOWN_TTL).get(
+            md5
+        )
         if previous is not None and not force:
             log.info("%s already sent (md5 %s, status %s); skipping", path, md5, previous.status)
             return SendResult(str(path), md5, previous.send_id, "duplicate", info=previous.capture)
@@ -241,6 +246,7 @@ class PcapProducer:
                         packets=batcher.packets.get(p, 0),
                         capture=_info_dict(info),
                         error=error,
+                        sent_at=details.sent_at,
                     )
                     _produce(
                         self.producer,

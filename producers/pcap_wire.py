@@ -44,9 +44,9 @@ class EndMarker:
     batches: int  # batches of this stream (the processor checks it saw them all)
     packets: int  # packets of this stream
     capture: dict = field(default_factory=dict)  # CaptureInfo fields of the whole file
-    error: str | None = (
-        None  # the reader's error if the file ended badly (packets before it were sent)
-    )
+    # The reader's error if the file ended badly (the packets before it were sent).
+    error: str | None = None
+    sent_at: float | None = None  # epoch seconds the send was committed
 
     def to_bytes(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()
@@ -54,7 +54,8 @@ class EndMarker:
     @classmethod
     def from_bytes(cls, value: bytes) -> EndMarker:
         try:
-            return cls(**json.loads(value))
+            data = json.loads(value)
+            return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
         except (ValueError, TypeError) as exc:
             raise WireError(f"bad end marker: {exc}") from exc
 
