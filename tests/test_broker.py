@@ -187,6 +187,41 @@ def test_missing_maven_says_what_to_install(tmp_path: Path) -> None:
     assert not libs_dir(Settings(home=tmp_path)).exists()
 
 
+def _bin_with_java_and_fake_mvn(tmp_path: Path, mvn_script: str) -> str:
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "java").symlink_to(Path(shutil.which("java") or "").resolve())
+    (tools / "mvn").write_text("#!/bin/sh\n" + mvn_script)
+    (tools / "mvn").chmod(0o755)
+    return f"{tools}:/bin"  # /bin for the script's shell utilities
+
+
+@pytest.mark.skipif(not shutil.which("java"), reason="needs `java` on PATH")
+def test_failed_fetch_leaves_no_partial_cache(tmp_path: Path) -> None:
+    path = _bin_with_java_and_fake_mvn(
+        tmp_path, "echo 'Could not resolve dependencies' >&2\nexit 1\n"
+    )
+    done = run_cli("kafka", "fetch", env=cli_env(tmp_path, path))
+    assert done.returncode == 1
+    assert "Maven could not fetch Kafka 4.1.1 (exit 1)" in done.stderr
+    assert "Could not resolve dependencies" in done.stderr
+    version_dir = libs_dir(Settings(home=tmp_path)).parent
+    assert sorted(p.name for p in version_dir.iterdir()) == [".fetch.lock"]
+
+
+@pytest.mark.skipif(not shutil.which("java"), reason="needs `java` on PATH")
+def test_fetch_that_brings_no_kafka_jar_is_an_error(tmp_path: Path) -> None:
+    # Maven "succeeds" but copies only an unrelated jar (e.g. a wrong pom): not a classpath.
+    script = (
+        'for a in "$@"; do case "$a" in -DoutputDirectory=*) touch "${a#*=}/x-1.jar";; esac; done\n'
+    )
+    done = run_cli(
+        "kafka", "fetch", env=cli_env(tmp_path, _bin_with_java_and_fake_mvn(tmp_path, script))
+    )
+    assert done.returncode == 1 and "no kafka_2.13 jar" in done.stderr
+    assert not libs_dir(Settings(home=tmp_path)).exists()
+
+
 def test_port_taken_is_named(tmp_path: Path) -> None:
     port = free_base_port("single")
     with socket.socket() as squatter:
