@@ -10,7 +10,6 @@ result is the same, with problem lines reported. dtypes come from ``wirestream.s
 from __future__ import annotations
 
 import logging
-import mmap
 import zlib
 from pathlib import Path
 from typing import Any
@@ -103,18 +102,14 @@ def _annotate(frame: pd.DataFrame, header: ZeekLogHeader, problems: list[Any], e
 # --- fast path -------------------------------------------------------------------------------
 
 
-def _read_bytes(path: Path) -> tuple[bytes | mmap.mmap, BaseException | None]:
+def _read_bytes(path: Path) -> tuple[bytes, BaseException | None]:
     """The whole (decompressed) file; a broken gzip gives the bytes up to its last full line.
 
-    Plain files are memory-mapped (no copy: Arrow parses straight from the page cache).
+    (One read into memory beats a memory map here: measured fewer system-time page faults.)
     """
-    with path.open("rb") as f:
-        head = f.read(2)
-        if head != GZIP_MAGIC:
-            if not head:
-                return b"", None
-            return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), None
-        raw = head + f.read()
+    raw = path.read_bytes()
+    if raw[:2] != GZIP_MAGIC:
+        return raw, None
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
         data = inflater.decompress(raw) + inflater.flush()
@@ -129,7 +124,7 @@ def _read_bytes(path: Path) -> tuple[bytes | mmap.mmap, BaseException | None]:
     return data, None
 
 
-def _body_bounds(data: bytes | mmap.mmap, prefix: bytes) -> tuple[int, int]:
+def _body_bounds(data: bytes, prefix: bytes) -> tuple[int, int]:
     """Byte range of the data rows: after the leading meta lines, before the trailing ones."""
     width = len(prefix)
     start = 0
@@ -178,7 +173,7 @@ def _read_fast(path: Path, schema: LogSchema | None, strict: bool) -> pd.DataFra
         try:
             escapes = data.find(b"\\", start, end) >= 0  # one memchr spares a scan per column
             table = _split_columns(pa.py_buffer(data).slice(start, end - start), header)
-            del data  # the table holds its own copy (of the page cache, for plain files)
+            del data  # the table holds its own copy; keep the peak down
             frame = _convert(table, header, escapes)
         except (pl.exceptions.PolarsError, ValueError, pa.ArrowInvalid) as exc:
             raise _NotFast(f"line or value that does not fit: {str(exc)[:200]}") from exc
@@ -204,7 +199,7 @@ def _read_fast(path: Path, schema: LogSchema | None, strict: bool) -> pd.DataFra
     return _finish(frame, error, strict)
 
 
-def _close_value(data: bytes | mmap.mmap, prefix: bytes, dialect: TsvDialect) -> str | None:
+def _close_value(data: bytes, prefix: bytes, dialect: TsvDialect) -> str | None:
     marker = prefix + b"close"
     at = data.rfind(b"\n" + marker)
     if at < 0:
