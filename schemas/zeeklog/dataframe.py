@@ -10,7 +10,9 @@ result is the same, with problem lines reported. dtypes come from ``wirestream.s
 from __future__ import annotations
 
 import logging
+import os
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +24,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from wirestream.schemas.frames import (
     arrow_type,
-    frame_from_arrays,
     frame_from_records,
     is_category,
     seconds_to_micros,
+    series_from_arrow,
 )
 from wirestream.schemas.zeek_types import LogSchema, ZeekType
 from wirestream.schemas.zeeklog.errors import ZeekLogError, ZeekLogTruncatedError
@@ -363,9 +365,11 @@ def _split_container(
 
 
 def _convert(table: pa.Table, header: ZeekLogHeader, escapes: bool) -> pd.DataFrame:
+    """Finish every column; columns are independent and Arrow releases the GIL, so in threads."""
     dialect = header.dialect
-    arrays: dict[str, pa.ChunkedArray] = {}
-    for name, ztype in zip(header.fields, header.types, strict=True):
+
+    def finish(column_spec: tuple[str, ZeekType]) -> pd.Series:
+        name, ztype = column_spec
         column = table.column(name)
         scalar = ztype.scalar
         if ztype.is_container:
@@ -378,8 +382,12 @@ def _convert(table: pa.Table, header: ZeekLogHeader, escapes: bool) -> pd.DataFr
             column = _fix_dictionary(column, dialect.empty_field)
         elif scalar in TEXT_SCALARS:
             column = _fix_text(column, dialect.empty_field, escapes)
-        arrays[name] = column
-    return frame_from_arrays(arrays, header.schema)
+        return series_from_arrow(column, ztype, name)
+
+    specs = list(zip(header.fields, header.types, strict=True))
+    with ThreadPoolExecutor(max_workers=min(len(specs), os.cpu_count() or 1)) as pool:
+        series = list(pool.map(finish, specs))
+    return pd.DataFrame({s.name: s for s in series}, copy=False)
 
 
 def _seconds_column(column: pa.ChunkedArray, ztype: ZeekType) -> pa.ChunkedArray:
