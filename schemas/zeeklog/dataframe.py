@@ -39,7 +39,7 @@ from wirestream.schemas.zeeklog.reader import (
     open_binary,
     read_zeek_records,
 )
-from wirestream.schemas.zeeklog.tsv import _BOOLS, TEXT_SCALARS, TsvDialect
+from wirestream.schemas.zeeklog.tsv import BOOL_TEXT, TEXT_SCALARS, TsvDialect
 
 log = logging.getLogger(__name__)
 
@@ -347,7 +347,7 @@ def _scalar_expr(col: pl.Expr, scalar: str, dialect: TsvDialect) -> pl.Expr:
     if scalar in ("double", "time", "interval"):
         return col.cast(pl.Float64, strict=True)
     if scalar == "bool":
-        return col.replace_strict(_BOOLS, return_dtype=pl.Boolean)
+        return col.replace_strict(BOOL_TEXT, return_dtype=pl.Boolean)
     return col  # addr, subnet
 
 

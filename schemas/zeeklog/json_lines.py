@@ -4,6 +4,10 @@ Writer side follows Zeek's ``threading::formatter::JSON`` (rapidjson): unset fie
 (or ``null`` with ``json_include_unset_fields``), doubles in rapidjson's shortest form, inf/nan as
 ``null``, times as epoch doubles (or ISO 8601 / milliseconds), strings under one of Zeek's three
 escape policies. JSON logs carry no ``#types``; :func:`infer_schema` recovers them.
+
+Reading keeps strings as Zeek wrote them under the default "hex" policy: that policy is lossy (a
+raw byte 0x07 and the four characters ``\x07`` both come out as ``\x07``), so undoing it would
+guess. The "pua" and "tsv" policies are exact and are undone when named in ``JsonOptions``.
 """
 
 from __future__ import annotations
@@ -207,7 +211,7 @@ def json_value_reader(ztype: ZeekType, options: JsonOptions = DEFAULT_JSON) -> C
 
 
 @cache
-def _known_column_types() -> dict[str, ZeekType]:
+def known_column_types() -> dict[str, ZeekType]:
     """Column name -> type over every known Zeek log, for names whose type never varies."""
     seen: dict[str, set[ZeekType]] = {}
     for schema in zeek_log_schemas().values():
@@ -250,7 +254,7 @@ def _fits(ztype: ZeekType, values: list[Any]) -> bool:
 
 def infer_type(name: str, values: list[Any]) -> ZeekType:
     """A column's Zeek type from its JSON values: known Zeek column names first, then the values."""
-    known = _known_column_types().get(name)
+    known = known_column_types().get(name)
     present = [v for v in values if v is not None]
     if known is not None and _fits(known, present):
         return known

@@ -26,9 +26,9 @@ from wirestream.schemas.zeeklog.escape import bytes_text, unescape_header_value
 from wirestream.schemas.zeeklog.json_lines import (
     DEFAULT_JSON,
     JsonOptions,
-    _known_column_types,
     infer_schema,
     json_value_reader,
+    known_column_types,
 )
 from wirestream.schemas.zeeklog.tsv import DEFAULT_DIALECT, TsvDialect, field_parser
 
@@ -81,7 +81,7 @@ def open_binary(source: Source) -> tuple[IO[bytes], bool]:
 
 def _types_for_names(names: list[str], schema: LogSchema | None) -> list[ZeekType]:
     given = {c.name: c.type for c in schema.columns} if schema else {}
-    known = _known_column_types()
+    known = known_column_types()
     return [given.get(n) or known.get(n) or parse_type("string") for n in names]
 
 

@@ -138,7 +138,7 @@ def _int_parser(scalar: str, unset: str) -> Parser:
     return parse
 
 
-_BOOLS = {"T": True, "F": False, "1": True, "0": False}
+BOOL_TEXT = {"T": True, "F": False, "1": True, "0": False}
 _TINY_NEGATIVE = -5e-324
 _OFF_INTEGER = 1e-8  # inside Zeek's [1e-9, 5e-7) band of "prints as an integer, not within 1e-9"
 
@@ -184,7 +184,7 @@ def _scalar_parser(scalar: str, dialect: TsvDialect) -> Parser:
             if text == unset:
                 return None
             try:
-                return _BOOLS[text]
+                return BOOL_TEXT[text]
             except KeyError:
                 raise ValueError(f"invalid bool {text!r}") from None
 
