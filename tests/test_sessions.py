@@ -308,3 +308,18 @@ def test_gre_variants_and_geneve_decapsulate(engine: Engine, sink: ListSink) -> 
     assert len(by_resp[8]["tunnel_parents"]) == 2  # Geneve's UDP uid and GRE's own tunnel uid
     types = {t["tunnel_type"] for t in sink.rows("tunnel")}
     assert types == {"Tunnel::GENEVE", "Tunnel::GRE"}
+
+
+def test_tunnel_packet_weirds_name_the_flow_and_the_analyzer(
+    engine: Engine, sink: ListSink
+) -> None:
+    udp(engine, 1.0, "20.0.0.1", 50901, "20.0.0.2", 6081, b"\x00\x00\x65\x58\x00\x00\x01\x00")
+    engine.finish()
+    (w,) = sink.rows("weird")
+    assert (w["name"], w["uid"], w["id.orig_p"], w["id.resp_p"], w["source"]) == (
+        "geneve_empty_packet",
+        None,
+        0,
+        0,
+        "GENEVE",
+    )

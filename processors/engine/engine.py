@@ -107,6 +107,7 @@ class Engine:
         self.tunnels = Tunnels(
             lambda rec: sink.log("tunnel", rec),
             self._reinject,
+            flow_weird=self._flow_weird,
             delay_teredo_confirmation=delay_teredo_confirmation,
             new_uid=self.uids.conn_uid,
         )
@@ -156,7 +157,7 @@ class Engine:
         elif proto == 47:
             inner = gre_inner(dg.payload)
             if isinstance(inner, str):
-                self.weirds.flow_weird(inner, dg.ts, dg.src, dg.dst)
+                self.weirds.flow_weird(inner, dg.ts, dg.src, dg.dst, source="GRE")
             else:
                 self._ip_in_ip(dg, "GRE", *inner)
         elif proto != 2:  # IGMP only raises events in Zeek
@@ -283,6 +284,11 @@ class Engine:
             return
         inner.encap = (*dg.encap, ("tunnel", ref), *inner.encap)
         self._datagram(inner)
+
+    def _flow_weird(
+        self, name: str, ts: float, src: str, dst: str, addl: str = "", source: str = ""
+    ) -> None:
+        self.weirds.flow_weird(name, ts, src, dst, addl, source)
 
     def _likely(self, transport: str, port: int) -> bool:
         return port in self.likely_server_ports.get(transport, ())

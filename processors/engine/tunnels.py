@@ -210,6 +210,7 @@ class Tunnels:
         self,
         emit: Callable[[dict[str, Any]], None],
         reinject: Callable[[Connection, TunnelRef, bytes, int, Any], None],
+        flow_weird: Callable[..., None] | None = None,
         *,
         delay_teredo_confirmation: bool = True,
         new_uid: Callable[[], str] | None = None,
@@ -217,6 +218,7 @@ class Tunnels:
         self._emit = emit
         self._new_uid = new_uid or (lambda: "")
         self._reinject = reinject
+        self._flow_weird = flow_weird or (lambda *args: None)
         self.delay_teredo_confirmation = delay_teredo_confirmation
         self.active: dict[tuple[str, int, str, int], dict[str, Any]] = {}
         self._state: dict[str, TunnelState] = {}
@@ -261,7 +263,7 @@ class Tunnels:
             return
         if depth >= MAX_DEPTH:
             conn.check_history(0x400, "X")
-            conn.weird("exceeded_tunnel_max_depth")
+            self._packet_weird(dg, "exceeded_tunnel_max_depth", kind.upper())
             return
         ref = TunnelRef(kind, conn.uid, *conn.id_tuple())
         if kind == "TEREDO":
@@ -273,7 +275,7 @@ class Tunnels:
         elif kind == "GRE":
             inner = gre_inner(data)
             if isinstance(inner, str):
-                conn.weird(inner)
+                self._packet_weird(dg, inner, "GRE")
                 return
             # GRE keeps Zeek's IP-tunnel identity: the outer address pair, not the UDP flow.
             gre_ref = self.ip_tunnel(dg.src, dg.dst, "GRE", self._new_uid)
@@ -296,7 +298,7 @@ class Tunnels:
                 return
             conn.confirm("vxlan")
             if len(data) == 8:
-                conn.weird("vxlan_empty_packet")
+                self._packet_weird(dg, "vxlan_empty_packet", "VXLAN")
                 return
             self._reinject(conn, ref, data[8:], DLT_EN10MB, dg)
 
@@ -308,7 +310,7 @@ class Tunnels:
             state.violated.add("GENEVE")
             return
         if data[0] >> 6:
-            conn.weird("geneve_invalid_version", str(data[0] >> 6))
+            self._packet_weird(dg, "geneve_invalid_version", "GENEVE", str(data[0] >> 6))
             return
         hdr = 8 + (data[0] & 0x3F) * 4
         if hdr > len(data):
@@ -316,7 +318,7 @@ class Tunnels:
             return
         conn.confirm("geneve")
         if len(data) == hdr:
-            conn.weird("geneve_empty_packet")
+            self._packet_weird(dg, "geneve_empty_packet", "GENEVE")
             return
         proto = (data[2] << 8) | data[3]
         if proto == 0x6558:
@@ -339,7 +341,7 @@ class Tunnels:
             return
         conn.confirm("ayiya")
         if len(data) == hdr:
-            conn.weird("ayiya_empty_packet")
+            self._packet_weird(dg, "ayiya_empty_packet", "AYIYA")
             return
         if data[3] in (4, 41):
             self._reinject(conn, ref, data[hdr:], DLT_RAW, dg)
@@ -356,7 +358,7 @@ class Tunnels:
         off = teredo_inner_offset(data)
         if not isinstance(off, int):
             if isinstance(off, str):
-                conn.weird(off)
+                self._packet_weird(dg, off, "TEREDO")
             state.violated.add("TEREDO")
             return
         inner = data[off:]
@@ -364,7 +366,7 @@ class Tunnels:
         bubble = inner[6] == 59 and payload_len == 0
         if 40 + payload_len != len(inner):
             if bubble and 40 + payload_len < len(inner):
-                conn.weird("Teredo_bubble_with_payload")
+                conn.weird("Teredo_bubble_with_payload", source="TEREDO")
             else:
                 state.violated.add("TEREDO")  # Zeek: "Teredo payload length" violation
                 return
@@ -377,6 +379,10 @@ class Tunnels:
         if bubble:
             return  # a bubble: no inner connection, no weird
         self._reinject(conn, ref, inner, DLT_RAW, dg)
+
+    def _packet_weird(self, dg: Any, name: str, source: str, addl: str = "") -> None:
+        """Zeek's packet-analyzer weirds: about the outer IP flow, with the analyzer as source."""
+        self._flow_weird(name, dg.ts, dg.src, dg.dst, addl, source)
 
     # -- tunnel.log ---------------------------------------------------------------------------
     def register(self, stack: tuple[TunnelRef, ...], ts: float) -> None:

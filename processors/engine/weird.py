@@ -95,9 +95,11 @@ class WeirdLog:
         """A weird scoped to a connection (Zeek's ``conn_weird``)."""
         self._do(ts, name, id_string(*conn_id), uid, conn_id, addl, source)
 
-    def flow_weird(self, name: str, ts: float, src: str, dst: str, addl: str = "") -> None:
+    def flow_weird(
+        self, name: str, ts: float, src: str, dst: str, addl: str = "", source: str = ""
+    ) -> None:
         """A weird about an IP flow without a connection (ports logged as 0)."""
-        self._do(ts, name, f"{src}:{dst}", None, (src, 0, dst, 0), addl, "")
+        self._do(ts, name, f"{src}:{dst}", None, (src, 0, dst, 0), addl, source)
 
     def net_weird(self, name: str, ts: float, source: str = "", addl: str = "") -> None:
         """A weird not tied to any flow (e.g. a truncated link-layer frame)."""
