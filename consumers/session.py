@@ -149,7 +149,12 @@ class _SharedLookup:
         with self._lock:
             return self._store.wire(fingerprint)
 
+    def close(self) -> None:
+        with self._lock:
+            self._store.close()
 
+
+MAX_SHARED_LOOKUPS = 8
 _LOOKUPS: dict[tuple[str, str], _SharedLookup] = {}
 _LOOKUPS_LOCK = threading.Lock()
 
@@ -160,6 +165,8 @@ def schema_lookup(settings: Settings) -> _SharedLookup:
     with _LOOKUPS_LOCK:
         lookup = _LOOKUPS.get(key)
         if lookup is None:
+            if len(_LOOKUPS) >= MAX_SHARED_LOOKUPS:  # each holds a consumer: keep a few
+                _LOOKUPS.pop(next(iter(_LOOKUPS))).close()
             lookup = _LOOKUPS[key] = _SharedLookup(settings)
         return lookup
 

@@ -33,6 +33,7 @@ from wirestream.consumers.errors import ConsumerError, WindowSpecError
 from wirestream.consumers.timespec import DurationLike, millis_to_time, parse_duration
 
 from wirestream.config import Settings
+from wirestream.kafka import watermark_offsets
 
 log = logging.getLogger(__name__)
 
@@ -164,8 +165,8 @@ class Windows:
             # A partition with nothing to read must not hold the watermark back until its
             # end-of-partition event happens to arrive: decide that now.
             try:
-                low, high = consumer.get_watermark_offsets(
-                    TopicPartition(tp.topic, tp.partition), timeout=10, cached=False
+                low, high = watermark_offsets(
+                    consumer, TopicPartition(tp.topic, tp.partition), timeout=10
                 )
             except KafkaException:
                 continue

@@ -16,7 +16,7 @@ from wirestream.processors.capture_details import CaptureDetails, CapturePart
 
 from wirestream import topics
 from wirestream.config import Settings
-from wirestream.kafka import make_consumer
+from wirestream.kafka import make_consumer, watermark_offsets
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def read_compacted(
         parts = [TopicPartition(topic, p, 0) for p in tmeta.partitions]
         ends: dict[int, int] = {}
         for tp in parts:
-            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            low, high = watermark_offsets(consumer, tp, timeout=10)
             if high > low:
                 ends[tp.partition] = high
         if not ends:

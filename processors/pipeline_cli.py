@@ -305,7 +305,7 @@ def processor_lag(settings: Settings, group: str) -> dict[int, dict[str, int]]:
     """Per pcap-topic partition: the group's committed offset, the end offset, and the lag."""
     from confluent_kafka import TopicPartition
 
-    from wirestream.kafka import make_consumer
+    from wirestream.kafka import make_consumer, watermark_offsets
 
     topic = topics.system_topic(topics.PCAP_TOPIC, settings)
     consumer = make_consumer(settings, group)
@@ -317,8 +317,8 @@ def processor_lag(settings: Settings, group: str) -> dict[int, dict[str, int]]:
         committed = consumer.committed(parts, timeout=15)
         out = {}
         for tp in committed:
-            _low, high = consumer.get_watermark_offsets(
-                TopicPartition(topic, tp.partition), timeout=10
+            _low, high = watermark_offsets(
+                consumer, TopicPartition(topic, tp.partition), timeout=10
             )
             done = tp.offset if tp.offset >= 0 else 0
             out[tp.partition] = {"committed": done, "end": high, "lag": max(0, high - done)}

@@ -6,9 +6,10 @@ with the one set of connection/security properties, plus the role-specific optio
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from wirestream.config import Settings
@@ -48,3 +49,32 @@ def make_consumer(settings: Settings, group_id: str, **extra: Any) -> Consumer:
 
 def make_admin(settings: Settings, **extra: Any) -> AdminClient:
     return AdminClient(_conf(settings, extra))
+
+
+# Errors a partition reports while a new topic's leadership settles; they clear by themselves.
+_SETTLING = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._UNKNOWN_PARTITION,
+        KafkaError._TRANSPORT,
+        KafkaError.REQUEST_TIMED_OUT,
+    }
+)
+
+
+def watermark_offsets(
+    consumer: Consumer, tp: TopicPartition, timeout: float = 10.0
+) -> tuple[int, int]:
+    """(low, high) of a partition, retrying while a just-created topic elects its leaders."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return consumer.get_watermark_offsets(tp, timeout=max(0.5, deadline - time.monotonic()))
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            code = error.code() if isinstance(error, KafkaError) else None
+            if code not in _SETTLING or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

@@ -1,0 +1,49 @@
+"""Client factories and the watermark read that must survive a just-created topic."""
+
+from __future__ import annotations
+
+from confluent_kafka import TopicPartition
+from confluent_kafka.admin import NewTopic
+
+from wirestream.kafka import make_admin, make_consumer, make_producer, watermark_offsets
+
+
+def test_watermarks_right_after_creation(settings, topic_name):
+    admin = make_admin(settings)
+    admin.create_topics([NewTopic(topic_name, 3, 1)])[topic_name].result(30)
+    consumer = make_consumer(settings, f"{topic_name}-g")
+    try:
+        # Asked immediately: leadership may still be settling; the helper waits it out.
+        assert [watermark_offsets(consumer, TopicPartition(topic_name, p)) for p in range(3)] == [
+            (0, 0)
+        ] * 3
+        producer = make_producer(settings)
+        producer.produce(topic_name, b"x", partition=1)
+        assert producer.flush(30) == 0
+        assert watermark_offsets(consumer, TopicPartition(topic_name, 1)) == (0, 1)
+    finally:
+        consumer.close()
+
+
+def test_consumers_read_committed_by_default(settings, topic_name):
+    producer = make_producer(settings, **{"transactional.id": f"{topic_name}-tx"})
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    producer.produce(topic_name, b"aborted")
+    producer.abort_transaction(30)
+    producer.begin_transaction()
+    producer.produce(topic_name, b"committed")
+    producer.commit_transaction(30)
+    consumer = make_consumer(settings, f"{topic_name}-g")
+    consumer.subscribe([topic_name])
+    seen = []
+    try:
+        for _ in range(100):
+            msg = consumer.poll(0.5)
+            if msg is not None and not msg.error():
+                seen.append(msg.value())
+            if seen:
+                break
+    finally:
+        consumer.close()
+    assert seen == [b"committed"]
