@@ -14,7 +14,7 @@ from wirestream.schemas.frames import (
 )
 from wirestream.schemas.zeek_types import Column, LogSchema, parse_type, zeek_log_schemas
 from wirestream.schemas.zeeklog import ZeekLogTruncatedError, read_zeek_records
-from wirestream.schemas.zeeklog.dataframe import read_zeek_log
+from wirestream.schemas.zeeklog.dataframe import _read_fast, read_zeek_log
 
 SAMPLES = "samples/zeek-logs"
 
@@ -218,3 +218,78 @@ def test_category_column_with_escapes_and_two_spellings(tmp_path):
     pd.testing.assert_frame_equal(frame, read_zeek_log(log, exact=True), check_exact=True)
     assert list(frame["service"].cat.categories) == ["", "dns"]
     assert frame["service"].tolist()[:3] == ["dns", "dns", ""] and pd.isna(frame["service"].iloc[3])
+
+
+# --- property: whatever the writer writes, the fast reader reads exactly like the exact one -----
+
+_FRAME_TYPES = [
+    ("ts", "time"),
+    ("uid", "string"),
+    ("id.orig_h", "addr"),
+    ("id.orig_p", "port"),
+    ("proto", "enum"),
+    ("service", "string"),
+    ("duration", "interval"),
+    ("n", "count"),
+    ("i", "int"),
+    ("d", "double"),
+    ("ok", "bool"),
+    ("tags", "set[string]"),
+    ("ttls", "vector[interval]"),
+    ("counts", "vector[count]"),
+]
+
+
+def _zeek_value(type_name: str):
+    from hypothesis import strategies as st
+
+    text = st.one_of(
+        st.text(max_size=6),
+        st.sampled_from(["-", "(empty)", "", "a\\b", "x,y", "#", "\\x41", "é", "\t"]),
+        st.binary(max_size=4).map(lambda b: b.decode("utf-8", "surrogateescape")),
+    )
+    finite = st.floats(min_value=-1e9, max_value=4e9, allow_nan=False)
+    scalars = {
+        "time": finite,
+        "interval": finite,
+        "string": text,
+        "enum": st.sampled_from(["tcp", "udp", "icmp", "(empty)", "-", "\\x41"]),
+        "addr": st.sampled_from(["10.0.0.1", "::1", "fe80::1"]),
+        "port": st.integers(0, 65535),
+        "count": st.integers(0, 2**64 - 1),
+        "int": st.integers(-(2**63), 2**63 - 1),
+        "double": st.floats(allow_nan=False, allow_infinity=True, width=64),
+        "bool": st.booleans(),
+    }
+    if type_name.endswith("]"):
+        inner = scalars[type_name.split("[")[1].rstrip("]")]
+        return st.one_of(
+            st.none(),
+            st.lists(st.one_of(inner, st.none()) if "vector" in type_name else inner, max_size=3),
+        )
+    return st.one_of(st.none(), scalars[type_name])
+
+
+def test_fast_reader_equals_exact_reader_on_generated_logs(tmp_path):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+    from wirestream.schemas.zeeklog import ZeekLogWriter
+
+    schema = LogSchema("gen", tuple(Column(n, parse_type(t)) for n, t in _FRAME_TYPES))
+    row = st.fixed_dictionaries({n: _zeek_value(t) for n, t in _FRAME_TYPES})
+
+    @settings(
+        max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
+    @given(st.lists(row, min_size=1, max_size=8))
+    def check(rows):
+        path = tmp_path / "gen.log"
+        with ZeekLogWriter(path, schema) as writer:
+            writer.write_all(rows)
+        fast = _read_fast(path, None, True)  # raises if it had to fall back: the test must cover it
+        exact = read_zeek_log(path, exact=True)
+        assert not exact.attrs["zeek_problems"]
+        pd.testing.assert_frame_equal(fast, exact, check_exact=True)
+        assert len(fast) == len(rows)
+
+    check()

@@ -356,10 +356,13 @@ def _split_container(
 ) -> pa.ChunkedArray:
     """``a,b`` -> list, ``(empty)`` -> [], elements converted (polars list expressions)."""
     col = pl.col("v")
-    parts = col.str.split(dialect.set_separator).list.eval(
+    is_empty = col == dialect.empty_field
+    # Both when/then branches are evaluated for every row: keep "(empty)" out of the split.
+    text = pl.when(is_empty).then(pl.lit(None, pl.String)).otherwise(col)
+    parts = text.str.split(dialect.set_separator).list.eval(
         _scalar_expr(pl.element(), ztype.scalar, dialect)
     )
-    expr = pl.when(col == dialect.empty_field).then(parts.list.slice(0, 0)).otherwise(parts)
+    expr = pl.when(is_empty).then(parts.fill_null([]).list.slice(0, 0)).otherwise(parts)
     frame = pl.from_arrow(pa.table({"v": column})).select(expr.alias("v"))
     return frame.to_arrow().column("v")
 
