@@ -232,3 +232,52 @@ def test_gap_is_reported_to_the_analyzer(engine: Engine, sink: ListSink, recorde
     talk.send(False, "A", ack=s + 13)
     engine.finish()
     assert recorder[:3] == [(True, b"one"), (True, ("gap", 5)), (True, b"three")]
+
+
+def test_reassembly_property_first_copy_wins_in_any_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever the order and overlap of segments, the analyzer gets each byte once, in order,
+    as the first segment that carried it had it."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    segments = st.lists(
+        st.tuples(st.integers(0, 400), st.integers(1, 120), st.integers(0, 255)),
+        min_size=1,
+        max_size=12,
+    )
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(segs=segments)
+    def run(segs: list[tuple[int, int, int]]) -> None:
+        store: list = []
+        spec = api.AnalyzerSpec(
+            "testrec", frozenset({"tcp"}), frozenset({7777}), lambda ctx: _Recorder(ctx, store)
+        )
+        monkeypatch.setitem(api.REGISTRY, "testrec", spec)
+        sink = ListSink()
+        engine = Engine(sink)
+        talk = TcpTalk(engine, b=("10.0.0.2", 7777))
+        talk.handshake()
+        base = talk.seq[True]
+        model: dict[int, int] = {}
+        for off, length, fill in segs:
+            talk.send(True, "PA", bytes([fill]) * length, seq=base + off)
+            for i in range(off, off + length):
+                model.setdefault(i, fill)
+        covered = 0
+        while covered in model:
+            covered += 1
+        delivered = b"".join(d for o, d in store if isinstance(d, bytes))
+        assert delivered == bytes(model[i] for i in range(covered))
+        # An ACK past everything makes the holes gaps: every byte is then accounted for once.
+        end = max(model) + 1
+        talk.send(False, "A", ack=base + end)
+        engine.finish()
+        events = [e for e in store if e != "end"]
+        delivered = b"".join(d for o, d in events if isinstance(d, bytes))
+        gaps = sum(d[1] for o, d in events if isinstance(d, tuple))
+        assert delivered == bytes(model[i] for i in sorted(model))
+        assert gaps == end - len(model)
+        assert only_conn(sink)["missed_bytes"] == gaps
+
+    run()
