@@ -110,6 +110,7 @@ class AnalyzeOptions:
     extract: bool = False
     policies: tuple[str, ...] = ()
     seed: int | None = None
+    x509_in_files_log: bool = False  # X509::log_x509_in_files_log: certificates in files.log
 
 
 @dataclass
@@ -162,6 +163,9 @@ def build_engine(sink: Any, options: AnalyzeOptions) -> Any:
         uids=engine.uids,
         local_nets=engine.local_nets,
     )
+    from wirestream.processors.engine.protocols import x509
+
+    x509.configure(engine.files, x509.X509Config(log_in_files_log=options.x509_in_files_log))
     return engine
 
 
@@ -307,6 +311,13 @@ def analyze_traces(
     help="Optional Zeek policy whose columns to add (vlan-logging).",
 )
 @click.option(
+    "--x509-in-files-log",
+    "x509_in_files_log",
+    is_flag=True,
+    help="Also log TLS certificates in files.log (Zeek's X509::log_x509_in_files_log; off "
+    "by default as in Zeek).",
+)
+@click.option(
     "-b", "bare", is_flag=True, hidden=True, help="Zeek's bare mode: no packet_filter.log."
 )
 @click.option("--seed", type=int, default=None, hidden=True, help="Deterministic uids (tests).")
@@ -325,6 +336,7 @@ def analyze_command(
     policies: tuple[str, ...],
     bare: bool,
     seed: int | None,
+    x509_in_files_log: bool,
 ) -> None:
     """Analyze packet captures (pcap/pcapng, '-' for stdin) into Zeek logs in --out."""
     settings = ctx.find_root().obj
@@ -337,6 +349,7 @@ def analyze_command(
         extract=extract,
         policies=policies,
         seed=seed,
+        x509_in_files_log=x509_in_files_log,
     )
     chosen = engine or (getattr(settings, "engine", None) or "auto")
     zeek_path = getattr(settings, "zeek_path", "") or os.environ.get("WIRESTREAM_ZEEK_PATH", "")
