@@ -64,6 +64,9 @@ FILE_CHUNK_BYTES = 512 * 1024
 MAX_FILE_BYTES = 64 * 1024 * 1024  # extracted files beyond this are cut (and marked truncated)
 FINALISE_WINDOW = 120.0  # seconds a send's completion is re-checked after this processor's part
 RECHECK_EVERY = 2.0
+# Java's default partitioner: a uid lands in the same partition number of every log topic, for
+# our consumers and for Kafka Streams / ksqlDB joins alike.
+LOG_PARTITIONER = "murmur2_random"
 
 
 class EngineSession(Protocol):
@@ -237,6 +240,7 @@ class BroProcessor:
                 "transactional.id": f"{self.group_id}-{self.instance}",
                 "transaction.timeout.ms": transaction_timeout_ms,
                 "linger.ms": 20,
+                "partitioner": LOG_PARTITIONER,
             },
         )
         self.producer.init_transactions(60)

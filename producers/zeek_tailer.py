@@ -88,7 +88,9 @@ class ZeekLogTailer:
     def __init__(self, settings: Settings, sensor: str | None = None) -> None:
         self.settings = settings
         self.sensor = sensor or settings.sensor
-        self.producer = make_producer(settings)
+        from wirestream.processors.bro_processor import LOG_PARTITIONER
+
+        self.producer = make_producer(settings, partitioner=LOG_PARTITIONER)
         from wirestream.schemas.store import SchemaStore
 
         self.encoder = LogEncoder(settings, self.sensor, SchemaStore(settings).publish)

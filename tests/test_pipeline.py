@@ -88,6 +88,10 @@ def test_kitchen_boss_streams_the_records_analyze_writes(shared: Path, pipeline_
             assert {dict(r)["name"] for r in got - want} <= {dict(r)["name"] for r in want}
         else:
             assert got == want, log_name
+    # a connection's records share a partition number across log topics (keyed by uid)
+    conn_partition = {row[-1]["uid"]: row[0] for row in read_log(s, "conn")}
+    http_rows = read_log(s, "http")
+    assert http_rows and all(conn_partition[r[-1]["uid"]] == r[0] for r in http_rows)
     # the extracted files, with their metadata, are in the capture details
     assert len(details.files) == len(reference.files) == len(reference.records["files"])
     by_md5 = {f["md5"]: f for f in details.files}
