@@ -123,11 +123,10 @@ class Engine:
         """One captured frame: advance network time, decode, track."""
         self.stats.packets += 1
         self._advance(packet.ts)
-        data = packet.data
-        # Ethernet source/destination of the frame, for orig_l2_addr/resp_l2_addr.
-        self._frame_l2 = (
-            (data[6:12], data[0:6]) if packet.linktype == 1 and len(data) >= 14 else None
-        )
+        if self.conn_l2_columns:  # Ethernet source/destination, for orig_l2_addr/resp_l2_addr
+            data = packet.data
+            ethernet = packet.linktype == 1 and len(data) >= 14
+            self._frame_l2 = (data[6:12], data[0:6]) if ethernet else None
         dg = self.decoder.decode(packet)
         if dg is not None:
             self._datagram(dg)
