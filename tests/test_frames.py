@@ -237,6 +237,10 @@ _FRAME_TYPES = [
     ("tags", "set[string]"),
     ("ttls", "vector[interval]"),
     ("counts", "vector[count]"),
+    ("flags", "vector[bool]"),
+    ("ds", "vector[double]"),
+    ("hosts", "set[addr]"),
+    ("seen", "set[time]"),
 ]
 
 
@@ -279,7 +283,7 @@ def test_fast_reader_equals_exact_reader_on_generated_logs(tmp_path):
     row = st.fixed_dictionaries({n: _zeek_value(t) for n, t in _FRAME_TYPES})
 
     @settings(
-        max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+        max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
     )
     @given(st.lists(row, min_size=1, max_size=8))
     def check(rows):

@@ -1,7 +1,7 @@
 """``read_zeek_log``: a Zeek log file -> typed pandas DataFrame, fast.
 
-Fast path (ordinary TSV logs): polars splits the tab-separated body (no quoting) into string
-columns in parallel, vectorised expressions convert them, and escapes are undone only in the few
+Fast path (ordinary TSV logs): Arrow's CSV reader splits the tab-separated body (no quoting) into
+typed columns in parallel, vectorised expressions convert them, and escapes are undone only in the few
 values that contain a backslash. Anything unusual (JSON, multi-byte separators, lines that do not
 fit the header, values that do not parse) goes through the exact record reader instead, so the
 result is the same, with problem lines reported. dtypes come from ``wirestream.schemas.frames``.
@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -42,8 +41,6 @@ from wirestream.schemas.zeeklog.reader import (
 from wirestream.schemas.zeeklog.tsv import BOOL_TEXT, TEXT_SCALARS, TsvDialect
 
 log = logging.getLogger(__name__)
-
-_INT_TYPES = {"count": pl.UInt64, "int": pl.Int64, "port": pl.UInt16}
 
 
 class _NotFast(Exception):
@@ -177,7 +174,7 @@ def _read_fast(path: Path, schema: LogSchema | None, strict: bool) -> pd.DataFra
             table = _split_columns(pa.py_buffer(data).slice(start, end - start), header)
             del data  # the table holds its own copy; keep the peak down
             frame = _convert(table, header, escapes)
-        except (pl.exceptions.PolarsError, ValueError, pa.ArrowInvalid) as exc:
+        except (ValueError, pa.ArrowInvalid) as exc:
             raise _NotFast(f"line or value that does not fit: {str(exc)[:200]}") from exc
         rows = table.num_rows
         first = table.column(0)
@@ -300,17 +297,17 @@ def _empty_lists(
 
 
 def _container_column(
-    column: pa.ChunkedArray, ztype: ZeekType, dialect: TsvDialect
+    column: pa.ChunkedArray, ztype: ZeekType, dialect: TsvDialect, escapes: bool
 ) -> pa.ChunkedArray:
     """Set/vector text -> ``list<T>`` of :func:`arrow_type`."""
     target = arrow_type(ztype)
     lists = _empty_lists(column, dialect.empty_field, target)
     if lists is not None:
         return lists
-    column = _split_container(column, ztype, dialect)
+    split = pa.chunked_array([_split_container(column, ztype, dialect, escapes)])
     if ztype.scalar in ("time", "interval"):
-        return _seconds_column(column, ztype)
-    return column.cast(target)
+        return _seconds_column(split, ztype)
+    return split.cast(target)
 
 
 def _one_chunk(column: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -330,41 +327,42 @@ def _fix_double(column: pa.ChunkedArray) -> pa.ChunkedArray:
     return value
 
 
-def _scalar_expr(col: pl.Expr, scalar: str, dialect: TsvDialect) -> pl.Expr:
-    """One container element: unset marker -> null, then as the scalar columns."""
-    col = pl.when(col == dialect.unset_field).then(pl.lit(None, pl.String)).otherwise(col)
+_CSV_INTS = {"count": pa.uint64(), "int": pa.int64(), "port": pa.uint16()}
+
+
+def _element_values(values: pa.Array, scalar: str, dialect: TsvDialect, escapes: bool) -> pa.Array:
+    """Set/vector elements (text) -> typed values; the unset marker is a null element."""
+    unset = pc.fill_null(pc.equal(values, dialect.unset_field), False)
+    if pc.any(unset).as_py():
+        values = pc.if_else(unset, pa.scalar(None, pa.string()), values)
     if scalar in TEXT_SCALARS:
-        undone = col.map_elements(_unescape_text, return_dtype=pl.String, skip_nulls=True)
-        return (
-            pl.when(col == dialect.empty_field)
-            .then(pl.lit(""))
-            .when(col.str.contains("\\", literal=True))
-            .then(undone)
-            .otherwise(col)
-        )
-    if scalar in _INT_TYPES:
-        return col.cast(_INT_TYPES[scalar], strict=True)
-    if scalar in ("double", "time", "interval"):
-        return col.cast(pl.Float64, strict=True)
+        return _one_chunk(_fix_text(values, dialect.empty_field, escapes))
+    if scalar in _CSV_INTS:
+        return values.cast(_CSV_INTS[scalar])
+    if scalar == "double":
+        return _one_chunk(_fix_double(values))
+    if scalar in ("time", "interval"):
+        return values.cast(pa.float64())
     if scalar == "bool":
-        return col.replace_strict(BOOL_TEXT, return_dtype=pl.Boolean)
-    return col  # addr, subnet
+        known = pc.or_(values.is_null(), pc.is_in(values, pa.array(list(BOOL_TEXT))))
+        if not pc.all(known, min_count=0).as_py():
+            raise ValueError("invalid bool in a set/vector")
+        truth = pc.is_in(values, pa.array([t for t, v in BOOL_TEXT.items() if v]))
+        return pc.if_else(values.is_null(), pa.scalar(None, pa.bool_()), truth)
+    return values  # addr, subnet
 
 
 def _split_container(
-    column: pa.ChunkedArray, ztype: ZeekType, dialect: TsvDialect
-) -> pa.ChunkedArray:
-    """``a,b`` -> list, ``(empty)`` -> [], elements converted (polars list expressions)."""
-    col = pl.col("v")
-    is_empty = col == dialect.empty_field
-    # Both when/then branches are evaluated for every row: keep "(empty)" out of the split.
-    text = pl.when(is_empty).then(pl.lit(None, pl.String)).otherwise(col)
-    parts = text.str.split(dialect.set_separator).list.eval(
-        _scalar_expr(pl.element(), ztype.scalar, dialect)
-    )
-    expr = pl.when(is_empty).then(parts.fill_null([]).list.slice(0, 0)).otherwise(parts)
-    frame = pl.from_arrow(pa.table({"v": column})).select(expr.alias("v"))
-    return frame.to_arrow().column("v")
+    column: pa.ChunkedArray, ztype: ZeekType, dialect: TsvDialect, escapes: bool
+) -> pa.Array:
+    """``a,b`` -> list, ``(empty)`` -> [], unset -> null; elements converted in one flat pass."""
+    column = _one_chunk(column)
+    is_empty = pc.fill_null(pc.equal(column, dialect.empty_field), False)
+    text = pc.if_else(is_empty, pa.scalar(None, pa.string()), column)
+    lists = pc.split_pattern(text, pattern=dialect.set_separator)
+    values = _element_values(lists.values, ztype.scalar, dialect, escapes)
+    unset = pc.and_(lists.is_null(), pc.invert(is_empty))
+    return pa.ListArray.from_arrays(lists.offsets, values, mask=unset)
 
 
 def _convert(table: pa.Table, header: ZeekLogHeader, escapes: bool) -> pd.DataFrame:
@@ -376,7 +374,7 @@ def _convert(table: pa.Table, header: ZeekLogHeader, escapes: bool) -> pd.DataFr
         column = table.column(name)
         scalar = ztype.scalar
         if ztype.is_container:
-            column = _container_column(column, ztype, dialect)
+            column = _container_column(column, ztype, dialect, escapes)
         elif scalar in ("time", "interval"):
             column = _seconds_column(column, ztype)
         elif scalar == "double":
