@@ -305,6 +305,19 @@ class BroProcessor:
     # --- messages ----------------------------------------------------------------------------
 
     def _handle(self, msg: Message) -> None:
+        try:
+            self._dispatch(msg)
+        except (pcap_wire.WireError, ValueError) as exc:
+            # A malformed message must not stop the service (it would be re-read forever).
+            log.error(
+                "skipping malformed message at %s/%d@%d: %s",
+                msg.topic(),
+                msg.partition(),
+                msg.offset(),
+                exc,
+            )
+
+    def _dispatch(self, msg: Message) -> None:
         headers = pcap_wire.header_map(msg.headers())
         kind, send = headers.get(pcap_wire.KIND), headers.get(pcap_wire.SEND, b"").decode()
         partition = msg.partition()
@@ -436,7 +449,8 @@ class BroProcessor:
                     on_delivery=lambda err, msg, lg=m.log: delivered(err, msg, lg),
                 )
             files = [self._publish_file(f, marker) for f in stream.sink.files]
-            self.producer.flush(120)
+            if self.producer.flush(120):
+                failures.append("output not delivered within 120 s")
             if failures:
                 raise KafkaException(
                     KafkaError(KafkaError._FAIL, f"delivery failed: {failures[0]}")

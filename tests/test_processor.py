@@ -291,3 +291,38 @@ def test_truncated_capture_is_analysed_up_to_the_damage_and_marked_failed(
     assert d.status == "failed" and any("truncated" in e for e in d.errors)
     assert d.logs["conn"]["records"] > 0
     assert read_captures(s)[r.md5].capture["packets"] == 99
+
+
+@pytest.mark.timeout(120)
+def test_malformed_pcap_topic_messages_do_not_stop_the_processor(
+    tmp_path: Path, pipeline_settings
+) -> None:
+    from wirestream.producers import pcap_wire
+
+    from wirestream.kafka import make_producer
+
+    s = pipeline_settings
+    topic = topics.system_topic(topics.PCAP_TOPIC, s)
+    junk = make_producer(s)
+    junk.produce(topic, value=b"no headers at all", partition=0)
+    junk.produce(topic, value=b"{not json", partition=1, headers=pcap_wire.end_headers("feedface"))
+    junk.produce(
+        topic,
+        value=b"\x00\x01",
+        partition=2,
+        headers=[
+            (pcap_wire.KIND, pcap_wire.PACKETS),
+            (pcap_wire.SEND, b"x"),
+            (pcap_wire.SEQ, b"zz"),
+        ],
+    )
+    assert junk.flush(30) == 0
+    cap = _capture(tmp_path / "after.pcap", 31, n=120)
+    producer = PcapProducer(s)
+    r = producer.send(cap)
+    producer.close()
+    BroProcessor(s, engine_factory=factory(), engine_name="double", group_id=uuid.uuid4().hex).run(
+        max_idle=5
+    )
+    assert wait_for_details(s, {r.md5: r.send_id}, timeout=30)[r.md5].status == "ok"
+    assert _published(s) == expected_conn(cap)
