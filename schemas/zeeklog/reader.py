@@ -108,12 +108,11 @@ class ZeekLog:
         self._line_number = 0
         self._schema = schema
         self._consumed = False
+        self._header_done: str | None = None  # a data line read while looking for the header
         first = self._next_line()
         if first is not None and first.lstrip().startswith("{"):
-            self._json_first = first
             self.header = self._json_header(first, schema, json_options or DEFAULT_JSON)
         else:
-            self._json_first = None
             self.header = self._tsv_header(first, schema)
         if utf8 is not None:
             self.header.dialect = replace(self.header.dialect, utf8=utf8)
@@ -183,7 +182,6 @@ class ZeekLog:
         prefix = match.group("prefix")
         separator = unescape_header_value(match.group("value"))
         meta: dict[str, str] = {}
-        self._header_done: str | None = None
         while True:
             line = self._next_line()
             if line is None or not line.startswith(prefix):
@@ -307,7 +305,7 @@ class ZeekLog:
         parsers: list[Callable[[str], Any]] = [field_parser(t, dialect) for t in header.types]
         columns = list(zip(names, parsers, strict=True))
         width = len(names)
-        pending = getattr(self, "_header_done", None)
+        pending = self._header_done
         lines: Iterator[tuple[int, str]] = self._raw_lines()
         if pending is not None:
             lines = _chain_first((self._line_number, pending), lines)
