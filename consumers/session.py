@@ -22,6 +22,15 @@ from wirestream.kafka import make_consumer, resolve_bootstrap, watermark_offsets
 log = logging.getLogger(__name__)
 librdkafka_log = logging.getLogger("wirestream.consumers.librdkafka")
 
+
+def _as_debug(record: logging.LogRecord) -> bool:
+    """librdkafka logs each failed connect at ERROR; the user gets one ConsumerError instead."""
+    record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+    return librdkafka_log.isEnabledFor(logging.DEBUG)
+
+
+librdkafka_log.addFilter(_as_debug)
+
 METADATA_TIMEOUT_S = 10.0
 # Bulk reads. librdkafka stops prefetching a partition once its local queue holds
 # queued.min.messages (100k) and then backs off fetch.queue.backoff.ms (1 s): with small log

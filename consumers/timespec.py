@@ -43,6 +43,10 @@ def parse_time(
             text = value.strip()
             if text.lower() == "now":
                 return now
+            try:
+                return pd.Timestamp(float(text), unit="s", tz="UTC")  # epoch seconds as text
+            except ValueError:
+                pass
             if text[:1] in "+-":
                 sign = -1 if text[0] == "-" else 1
                 return now + sign * parse_duration(text[1:].strip(), what)

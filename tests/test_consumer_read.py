@@ -244,3 +244,30 @@ def test_read_committed_skips_aborted_transactions_and_ends_past_markers(fresh) 
     uids = set(read("conn", settings=fresh, output="polars")["uid"])
     assert uids == {f"C{i:08d}" for i in [*range(10), *range(200, 205)]}
     assert len(tail("conn", 3, settings=fresh, partitions=[0])) == 3
+
+
+def test_logs_cli_tail_read_and_errors(fresh, tmp_path) -> None:
+    import pyarrow.parquet as pq
+    from click.testing import CliRunner
+
+    from wirestream.cli import cli
+
+    produce(fresh, [conn_record(i, T0 + i) for i in range(20)])
+    env = {
+        "WIRESTREAM_BOOTSTRAP_SERVERS": fresh.bootstrap_servers,
+        "WIRESTREAM_TOPIC_PREFIX": fresh.topic_prefix,
+    }
+    runner = CliRunner()
+    result = runner.invoke(cli, ["logs", "tail", "conn", "-n", "2"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "C00000019" in result.output and "C00000017" not in result.output
+    out = tmp_path / "w.parquet"
+    args = ["logs", "read", "conn", "--start", str(T0 + 5), "--end", str(T0 + 8), "--out", str(out)]
+    result = runner.invoke(cli, args, env=env)
+    assert result.exit_code == 0, result.output
+    # (pd.read_parquet cannot restore pandas' list<string>[pyarrow] dtype name; Arrow can)
+    uids = pq.read_table(out).column("uid").to_pylist()
+    assert uids == ["C00000005", "C00000006", "C00000007"]
+    result = runner.invoke(cli, ["logs", "tail", "con"], env=env)
+    assert result.exit_code != 0 and "did you mean 'conn'" in result.output
+    assert "Traceback" not in result.output

@@ -94,5 +94,6 @@ for _verb, _target in {
     "stats": "wirestream.processors.pipeline_cli:stats_command",
     "report": "wirestream.consumers.report_cli:report",
     "demo": "wirestream.demo:demo",
+    "logs": "wirestream.consumers.cli:logs",
 }.items():
     register(_verb, _target)
