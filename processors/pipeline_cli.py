@@ -329,7 +329,9 @@ def processor_lag(settings: Settings, group: str) -> dict[int, dict[str, int]]:
 
 @click.command("status")
 @click.option(
-    "--group", default=None, help="Processor consumer group (default: wirestream-processor)."
+    "--group",
+    default=None,
+    help="Processor consumer group (default: <topic prefix>wirestream-processor).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
@@ -384,10 +386,12 @@ def run_faust(app: Any, loglevel: str = "info") -> None:
 
 
 @click.command("files")
+@click.argument("mode", required=False, type=click.Choice(["worker"]), default="worker")
 @click.option("--web-port", default=None, type=int, help="Serve faust's web views on this port.")
 @click.pass_context
-def files_command(ctx: click.Context, web_port: int | None) -> None:
-    """Run the file-analysis agent: extracted-file chunks in, file metadata (by fuid) out."""
+def files_command(ctx: click.Context, mode: str, web_port: int | None) -> None:
+    """Run the file-analysis agent (a faust worker): extracted-file chunks in, file metadata
+    (by fuid) out. MODE is faust's ``worker`` (the only one; optional)."""
     from wirestream.processors.file_analysis import make_app
 
     settings = _settings(ctx)
@@ -401,12 +405,14 @@ def files_command(ctx: click.Context, web_port: int | None) -> None:
 
 
 @click.command("stats")
+@click.argument("mode", required=False, type=click.Choice(["worker"]), default="worker")
 @click.option(
     "--web-port", default=6066, show_default=True, help="Port of faust's web views (the tables)."
 )
 @click.pass_context
-def stats_command(ctx: click.Context, web_port: int) -> None:
-    """Run the stats agents: per-minute bytes per host/service, DNS queries, new hosts (web views)."""
+def stats_command(ctx: click.Context, mode: str, web_port: int) -> None:
+    """Run the stats agents (a faust worker): per-minute bytes per host/service, DNS queries, new
+    hosts, served as JSON at /stats/ and /stats/new-hosts/. MODE is faust's ``worker`` (optional)."""
     from wirestream.processors.stats import make_app
 
     from wirestream.admin import ensure_topics
