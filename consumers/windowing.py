@@ -229,6 +229,11 @@ class Windows:
             "%s: committed %s (windows closed up to %s)", self.topic, offsets, self._closed_ms
         )
 
+    @property
+    def errors(self):
+        """Messages skipped as undecodable so far (a :class:`DecodeErrors`), or None."""
+        return self._decoder.errors if self._decoder is not None else None
+
     def stop(self) -> None:
         """Ask the iteration to end at its next poll (e.g. from another thread); open windows
         are dropped uncommitted, so their records come again to whoever reads on."""

@@ -91,6 +91,7 @@ def test_late_records_are_counted_not_placed(fresh) -> None:
     ) as stream:
         got = collect(stream)
     assert stream.late == 1
+    assert stream.errors.total == 0
     assert got == expected_windows(recs, 30)
 
 
