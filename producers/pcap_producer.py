@@ -128,8 +128,13 @@ class PcapProducer:
         self.batch_bytes = batch_bytes
         self.pcap_topic = topics.system_topic(topics.PCAP_TOPIC, settings)
         self.captures_topic = topics.system_topic(topics.CAPTURES_TOPIC, settings)
-        self.producer = make_producer(
-            settings,
+        self.producer = self._new_producer()
+        self._known: dict[str, CaptureDetails] | None = None
+        self._known_at = 0.0
+
+    def _new_producer(self) -> Producer:
+        producer = make_producer(
+            self.settings,
             **{
                 "transactional.id": f"wirestream-send-{uuid.uuid4().hex}",
                 "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
@@ -137,9 +142,8 @@ class PcapProducer:
                 "linger.ms": 50,
             },
         )
-        self.producer.init_transactions(30)
-        self._known: dict[str, CaptureDetails] | None = None
-        self._known_at = 0.0
+        producer.init_transactions(30)
+        return producer
 
     def partitions(self) -> int:
         meta = self.producer.list_topics(self.pcap_topic, timeout=10).topics.get(self.pcap_topic)
@@ -179,7 +183,13 @@ class PcapProducer:
         if previous is not None and not force:
             log.info("%s already sent (md5 %s, status %s); skipping", path, md5, previous.status)
             return SendResult(str(path), md5, previous.send_id, "duplicate", info=previous.capture)
-        return self._send_file(path, md5, sensor, send_id, progress)
+        try:
+            return self._send_file(path, md5, sensor, send_id, progress)
+        except (KafkaException, RuntimeError) as exc:
+            # The send's transaction was aborted: nothing of it is visible. Start afresh.
+            log.error("sending %s failed: %s", path, exc)
+            self.producer = self._new_producer()
+            return SendResult(str(path), md5, send_id, FAILED, error=f"publishing failed: {exc}")
 
     def _send_file(
         self, path: Path, md5: str, sensor: str, send_id: str, progress: bool
