@@ -285,15 +285,9 @@ def test_gtp_inner_teredo_case_without_teredo_confirmation_delay(shared) -> None
 
 
 def test_gre_variants_and_geneve_decapsulate(engine: Engine, sink: ListSink) -> None:
-    from wirestream.processors.engine.tunnels import DLT_EN10MB, DLT_RAW, gre_inner
-
-    assert gre_inner(b"\x00\x00\x08\x00" + b"\x45" * 20) == (4, DLT_RAW)
-    assert gre_inner(b"\x10\x00\x88\xbe" + b"\0" * 4 + b"\0" * 8 + b"e" * 20) == (
-        16,
-        DLT_EN10MB,
-    )  # ERSPAN II
-    assert gre_inner(b"\x40\x00\x08\x00" + b"\0" * 30) == "gre_routing"
-    assert gre_inner(b"\x00\x02\x08\x00") == "unknown_gre_version"
+    erspan2 = (
+        b"\x10\x00\x88\xbe" + b"\0" * 4 + b"\0" * 8
+    )  # sequence bit: an 8-byte ERSPAN II header
     inner4 = pb.ipv4(
         pb.udp(7, 8, b"y", src="192.168.1.1", dst="192.168.1.2"),
         src="192.168.1.1",
@@ -302,12 +296,19 @@ def test_gre_variants_and_geneve_decapsulate(engine: Engine, sink: ListSink) -> 
     geneve = b"\x00\x00\x65\x58\x00\x00\x01\x00" + pb.ether(inner4)
     udp(engine, 1.0, "10.0.0.7", 40002, "10.0.0.8", 6081, geneve)
     udp(engine, 2.0, "10.0.0.9", 40003, "10.0.0.10", 4754, b"\x00\x00\x08\x00" + inner4)
+    engine.ip(datagram(3.0, "10.0.1.1", "10.0.1.2", 47, erspan2 + pb.ether(inner4)))
+    engine.ip(
+        datagram(4.0, "10.0.1.1", "10.0.1.2", 47, b"\x40\x00\x08\x00" + b"\0" * 30)
+    )  # routing
     engine.finish()
     by_resp = {r["id.resp_p"]: r for r in sink.rows("conn")}
     assert by_resp[6081]["service"] == "geneve"
-    assert len(by_resp[8]["tunnel_parents"]) == 2  # Geneve's UDP uid and GRE's own tunnel uid
+    assert (
+        len(by_resp[8]["tunnel_parents"]) == 3
+    )  # Geneve's UDP uid, GRE's and ERSPAN's tunnel uids
     types = {t["tunnel_type"] for t in sink.rows("tunnel")}
     assert types == {"Tunnel::GENEVE", "Tunnel::GRE"}
+    assert "gre_routing" in [w["name"] for w in sink.rows("weird")]
 
 
 def test_tunnel_packet_weirds_name_the_flow_and_the_analyzer(

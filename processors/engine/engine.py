@@ -19,14 +19,7 @@ from .conn_log import LocalNets, conn_record
 from .icmp import IcmpSession, counterpart
 from .sessions import LIKELY_SERVER_PORTS, Connection, ConnKey, TimerQueue, key_order, make_key
 from .tcp import TcpHeader, TcpSession
-from .tunnels import (
-    DLT_RAW,
-    MAX_CHANGES_PER_CONNECTION,
-    MAX_DEPTH,
-    TunnelRef,
-    Tunnels,
-    gre_inner,
-)
+from .tunnels import MAX_CHANGES_PER_CONNECTION, MAX_DEPTH, TunnelRef, Tunnels
 from .udp import UdpSession
 from .uid import UidGenerator
 from .weird import WeirdLog
@@ -108,8 +101,8 @@ class Engine:
             lambda rec: sink.log("tunnel", rec),
             self._reinject,
             flow_weird=self._flow_weird,
+            gre=lambda gre_dg: self._ip_in_ip(gre_dg, "GRE"),
             delay_teredo_confirmation=delay_teredo_confirmation,
-            new_uid=self.uids.conn_uid,
         )
         self.timers = TimerQueue()
         self.connections: dict[ConnKey, Connection] = {}
@@ -152,13 +145,9 @@ class Engine:
         elif proto in (1, 58):
             self._icmp(dg)
         elif proto in (4, 41):
-            self._ip_in_ip(dg, "IP", 0, DLT_RAW)
+            self._ip_in_ip(dg, "IP")
         elif proto == 47:
-            inner = gre_inner(dg.payload)
-            if isinstance(inner, str):
-                self.weirds.flow_weird(inner, dg.ts, dg.src, dg.dst, source="GRE")
-            else:
-                self._ip_in_ip(dg, "GRE", *inner)
+            self._ip_in_ip(dg, "GRE")
         elif proto != 2:  # IGMP only raises events in Zeek
             self._unknown_transport(dg)
 
@@ -269,18 +258,17 @@ class Engine:
             return not flags & 0x02 and sport < dport
         return True
 
-    def _ip_in_ip(self, dg: IPDatagram, tunnel_type: str, offset: int, linktype: int) -> None:
-        """IP-in-IP, IPv6-in-IP and GRE: the inner packet is tracked with an IP tunnel parent."""
+    def _ip_in_ip(self, dg: IPDatagram, tunnel_type: str) -> None:
+        """IP-in-IP, IPv6-in-IP and GRE (also GRE over UDP): the intake decapsulates, the inner
+        packet is tracked with the tunnel (one uid per address pair, Zeek's IPTunnel) as parent."""
         if len(_tunnel_stack(dg)) >= MAX_DEPTH:
             self.weirds.flow_weird("exceeded_tunnel_max_depth", dg.ts, dg.src, dg.dst)
             return
-        ref = self.tunnels.ip_tunnel(dg.src, dg.dst, tunnel_type, self.uids.conn_uid)
-        data = dg.payload[offset:]
-        missing = max(self._wire_payload_len(dg) - len(dg.payload), 0)
-        inner = self.decoder.decode(Packet(dg.ts, data, linktype, len(data) + missing))
+        inner = self.decoder.decode_tunneled(dg)
         self._frame_l2 = None
         if inner is None:
             return
+        ref = self.tunnels.ip_tunnel(dg.src, dg.dst, tunnel_type, self.uids.conn_uid)
         inner.encap = (*dg.encap, ("tunnel", ref), *inner.encap)
         self._datagram(inner)
 

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .api import IPDatagram
+
 if TYPE_CHECKING:
     from .sessions import Connection
 
@@ -136,62 +138,6 @@ def _ip_total_length(packet: bytes) -> int:
     return 40 + ((packet[4] << 8) | packet[5])
 
 
-def gre_inner(data: bytes) -> tuple[int, int] | str:
-    """(offset, link type) of what a GRE header carries, or the weird Zeek reports for it.
-
-    Version 0 carries IP (raw) or Ethernet (0x6558 transparent bridging); version 1 (PPTP's
-    enhanced GRE) carries PPP with IPv4 or IPv6.
-    """
-    if len(data) < 4:
-        return "truncated_GRE"
-    flags_ver = (data[0] << 8) | data[1]
-    proto = (data[2] << 8) | data[3]
-    version = flags_ver & 0x0007
-    gre_len = 4 + 4 * (
-        bool(flags_ver & 0x8000) + bool(flags_ver & 0x2000) + bool(flags_ver & 0x1000)
-    )
-    gre_len += 4 if flags_ver & 0x0080 else 0
-    eth_len = pptp_len = erspan_len = 0
-    link = DLT_RAW
-    if version == 0:
-        if proto == 0x6558:  # transparent Ethernet bridging
-            if len(data) <= gre_len + 14:
-                return "truncated_GRE"
-            eth_len, link = 14, DLT_EN10MB
-        elif proto == 0x88BE:  # ERSPAN type II (type I has no sequence number/header)
-            if len(data) <= gre_len + 14:
-                return "truncated_GRE"
-            eth_len, link = 14, DLT_EN10MB
-            erspan_len = 8 if flags_ver & 0x1000 else 0
-        elif proto == 0x22EB:  # ERSPAN type III, with an optional 8-byte subheader
-            if len(data) <= gre_len + 14 + 12:
-                return "truncated_GRE"
-            eth_len, link, erspan_len = 14, DLT_EN10MB, 12
-            if data[gre_len + erspan_len - 1] & 0x01:
-                if len(data) <= gre_len + erspan_len + 8 + eth_len:
-                    return "truncated_GRE"
-                erspan_len += 8
-        elif proto not in (0x0800, 0x86DD):
-            return "unknown_gre_protocol"
-    elif version == 1:
-        if proto != 0x880B:
-            return "egre_protocol_type"
-        pptp_len = 4
-    else:
-        return "unknown_gre_version"
-    if flags_ver & 0x4000:
-        return "gre_routing"
-    if flags_ver & 0x0078:
-        return "unknown_gre_flags"
-    if len(data) < gre_len + pptp_len + eth_len + erspan_len:
-        return "truncated_GRE"
-    if version == 1:
-        ppp = (data[gre_len + 2] << 8) | data[gre_len + 3]
-        if ppp not in (0x0021, 0x0057):
-            return "non_ip_packet_in_encap"
-    return gre_len + pptp_len + erspan_len, link
-
-
 class TunnelState:
     """Per outer connection: whether a tunnel analyzer gave up, Teredo's two-sided validity."""
 
@@ -211,14 +157,14 @@ class Tunnels:
         emit: Callable[[dict[str, Any]], None],
         reinject: Callable[[Connection, TunnelRef, bytes, int, Any], None],
         flow_weird: Callable[..., None] | None = None,
+        gre: Callable[[Any], None] | None = None,
         *,
         delay_teredo_confirmation: bool = True,
-        new_uid: Callable[[], str] | None = None,
     ) -> None:
         self._emit = emit
-        self._new_uid = new_uid or (lambda: "")
         self._reinject = reinject
         self._flow_weird = flow_weird or (lambda *args: None)
+        self._gre = gre or (lambda dg: None)
         self.delay_teredo_confirmation = delay_teredo_confirmation
         self.active: dict[tuple[str, int, str, int], dict[str, Any]] = {}
         self._state: dict[str, TunnelState] = {}
@@ -273,13 +219,13 @@ class Tunnels:
         elif kind == "GENEVE":
             self._geneve(conn, state, data, ref, dg)
         elif kind == "GRE":
-            inner = gre_inner(data)
-            if isinstance(inner, str):
-                self._packet_weird(dg, inner, "GRE")
-                return
-            # GRE keeps Zeek's IP-tunnel identity: the outer address pair, not the UDP flow.
-            gre_ref = self.ip_tunnel(dg.src, dg.dst, "GRE", self._new_uid)
-            self._reinject(conn, gre_ref, data[inner[0] :], inner[1], dg)
+            # GRE keeps Zeek's IP-tunnel identity (the outer address pair), not the UDP flow.
+            self._gre(
+                IPDatagram(
+                    dg.ts, dg.src, dg.dst, 47, data, len(data), dg.version, dg.ttl,
+                    dg.captured_all, dg.encap, dg.vlan, dg.inner_vlan,
+                )
+            )  # fmt: skip
         elif kind == "GTPv1":
             off = gtp_inner_offset(data)
             if off is None:
