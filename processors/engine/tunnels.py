@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .api import IPDatagram
+from .linklayer import DLT_EN10MB, DLT_RAW
 
 if TYPE_CHECKING:
     from .sessions import Connection
@@ -26,7 +27,6 @@ VXLAN_PORTS = frozenset({4789})
 AYIYA_PORTS = frozenset({5072})
 GENEVE_PORTS = frozenset({6081})
 GRE_UDP_PORTS = frozenset({4754})
-DLT_EN10MB, DLT_RAW = 1, 101
 
 # Zeek matches this as a prefix: an IPv6 header whose source or destination is in 2001:0::/32.
 _TEREDO_PREFIX = re.compile(
