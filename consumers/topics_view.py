@@ -3,8 +3,8 @@
 ``TopicsView()`` takes a snapshot when made (``refresh()`` takes another); Jupyter shows it as
 an HTML table (``_repr_html_``), ``to_frame()`` gives the same as a DataFrame. Record counts are
 offset spans (high - low watermark), so transaction markers count too: an upper bound. The span
-runs from the ts of the first record of each partition (by offset) to the largest ts in the
-topic (the broker's max-timestamp offset lookup).
+runs from the ts of the first record of each partition (by offset) to the largest ts among the
+newest records of each partition (Zeek's ts is nearly monotonic per partition).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka.admin import AdminClient
 from wirestream.consumers import session
 from wirestream.consumers.errors import BrokerUnreachableError
 
@@ -25,6 +25,7 @@ from wirestream.kafka import make_admin
 
 log = logging.getLogger(__name__)
 TIMEOUT_S = 10.0
+TAIL_RECORDS = 50  # the span's end is the largest ts among this many newest offsets
 
 
 @dataclass
@@ -39,44 +40,45 @@ class TopicRow:
     lag: dict[str, int] = field(default_factory=dict)  # consumer group -> records behind
 
 
-def _first_timestamps(settings: Settings, starts: dict[tuple[str, int], int]) -> dict[str, int]:
-    """Per topic, the smallest Kafka timestamp among the first record of each partition."""
-    out: dict[str, int] = {}
-    if not starts:
-        return out
+def _edge_timestamps(
+    settings: Settings, spans: dict[tuple[str, int], tuple[int, int]]
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Per topic, the smallest ts among the first record of each partition and the largest ts
+    among the last ``TAIL_RECORDS`` offsets of each partition (data records only: transaction
+    markers carry wall-clock time, so the broker's max-timestamp lookup would report those)."""
+    first: dict[str, int] = {}
+    last: dict[str, int] = {}
+    if not spans:
+        return first, last
     consumer = session.open_consumer(settings)
     try:
-        consumer.assign([TopicPartition(t, p, off) for (t, p), off in starts.items()])
-        todo = set(starts)
-        deadline = time.monotonic() + TIMEOUT_S
-        while todo and time.monotonic() < deadline:
-            for msg in consumer.consume(len(todo) * 10, timeout=0.5):
-                key = (msg.topic(), msg.partition())
-                if msg.error() is not None or key not in todo:
-                    continue
-                todo.discard(key)
-                consumer.pause([TopicPartition(*key)])
-                ts = msg.timestamp()[1]
-                out[key[0]] = min(out.get(key[0], ts), ts)
+        for phase in ("first", "last"):
+            todo = {}
+            for (topic, p), (low, high) in spans.items():
+                begin = low if phase == "first" else max(low, high - TAIL_RECORDS)
+                todo[(topic, p)] = (begin, high)
+            consumer.assign([TopicPartition(t, p, b) for (t, p), (b, _h) in todo.items()])
+            deadline = time.monotonic() + TIMEOUT_S
+            while todo and time.monotonic() < deadline:
+                for msg in consumer.consume(1000, timeout=0.2):
+                    key = (msg.topic(), msg.partition())
+                    if msg.error() is not None or key not in todo:
+                        continue
+                    ts = msg.timestamp()[1]
+                    if phase == "first":
+                        first[key[0]] = min(first.get(key[0], ts), ts)
+                        del todo[key]
+                        continue
+                    last[key[0]] = max(last.get(key[0], ts), ts)
+                    if msg.offset() + 1 >= todo[key][1]:
+                        del todo[key]
+                for tp in consumer.position([TopicPartition(t, p) for t, p in todo]):
+                    if tp.offset >= todo[(tp.topic, tp.partition)][1]:
+                        del todo[(tp.topic, tp.partition)]  # only markers were left
+            consumer.unassign()
     finally:
         consumer.close()
-    return out
-
-
-def _max_timestamps(admin: AdminClient, tps: list[TopicPartition]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    if not tps:
-        return out
-    futures = admin.list_offsets({tp: OffsetSpec.max_timestamp() for tp in tps})
-    for tp, future in futures.items():
-        try:
-            info = future.result(TIMEOUT_S)
-        except KafkaException as exc:
-            log.debug("max timestamp of %s[%d]: %s", tp.topic, tp.partition, exc)
-            continue
-        if info.offset >= 0 and info.timestamp >= 0:
-            out[tp.topic] = max(out.get(tp.topic, info.timestamp), info.timestamp)
-    return out
+    return first, last
 
 
 def _group_offsets(
@@ -121,7 +123,7 @@ class TopicsView:
         try:
             logs = session.log_topics(consumer, self.settings)
             meta = session.list_topics(consumer, self.settings)
-            rows, starts, tps = [], {}, []
+            rows, spans = [], {}
             for name, topic in logs.items():
                 parts = sorted(meta[topic].partitions)
                 marks = session.watermarks(consumer, topic, parts)
@@ -137,14 +139,12 @@ class TopicsView:
                 rows.append(row)
                 for p, (low, high) in marks.items():
                     if high > low:
-                        starts[(topic, p)] = low
-                        tps.append(TopicPartition(topic, p))
+                        spans[(topic, p)] = (low, high)
         finally:
             consumer.close()
         admin = make_admin(self.settings, logger=session.librdkafka_log)
         try:
-            firsts = _first_timestamps(self.settings, starts)
-            lasts = _max_timestamps(admin, tps)
+            firsts, lasts = _edge_timestamps(self.settings, spans)
             offsets = _group_offsets(admin, {r.topic for r in rows}) if self.with_groups else {}
         except KafkaException as exc:
             raise BrokerUnreachableError(self.settings.bootstrap_servers, str(exc)) from None
