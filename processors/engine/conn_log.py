@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from . import tcp
+from .linklayer import mac_text
 
 if TYPE_CHECKING:
     from .sessions import Connection
@@ -93,8 +94,8 @@ class LocalNets:
 
 
 def _mac(mac: bytes) -> str | None:
-    """Zeek's MAC text (lowercase, colons); an all-zero address counts as absent."""
-    return ":".join(f"{b:02x}" for b in mac) if any(mac) else None
+    """Zeek's MAC text; an all-zero address (tunnelled packets) counts as absent."""
+    return mac_text(mac) if any(mac) else None
 
 
 def tcp_conn_state(
