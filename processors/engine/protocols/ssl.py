@@ -76,7 +76,7 @@ EXT_ELLIPTIC_CURVES, EXT_EC_POINT_FORMATS, EXT_SIGNATURE_ALGORITHMS = 10, 11, 13
 EXT_SIGNATURE_ALGORITHMS_CERT, EXT_PSK_KEY_EXCHANGE_MODES = 50, 45
 EXT_CONNECTION_ID, EXT_ENCRYPTED_CLIENT_HELLO = 54, 65037
 
-HRR_RANDOM = bytes.fromhex("CF21AD74E59A6111BE1D8C021E65B891C2A2117A8ABB8C5E079E09E2C8A8339C")
+HRR_RANDOM = bytes.fromhex("CF21AD74E59A6111BE1D8C021E65B891C2A211167ABB8C5E079E09E2C8A8339C")
 MAX_ALERTS_PER_RECORD = 10  # SSL::max_alerts_per_record
 MAX_SSL_HISTORY_LENGTH = 100  # SSL::max_ssl_history_length
 IGNORE_VIOLATIONS_AFTER = 10 * 1024  # DPD::ignore_violations_after
@@ -192,6 +192,8 @@ class SslInfo:
 
 class SslAnalyzer:
     """One TCP connection's SSL analyzer (Zeek's SSL_Analyzer plus the ssl scripts)."""
+
+    service = "ssl"
 
     def __init__(self, ctx: AnalyzerContext) -> None:
         self.ctx = ctx
@@ -364,7 +366,7 @@ class SslAnalyzer:
         if ct == APPLICATION_DATA:
             return len(body) - pos
         if ct == HANDSHAKE:
-            self._handshake_data(is_orig, body[pos:], raw_version)
+            self._handshake_record(is_orig, body[pos:], raw_version)
             return len(body) - pos
         if ct == V2_CLIENT_HELLO:
             self._v2_client_hello(head, body[pos:])
@@ -419,6 +421,10 @@ class SslAnalyzer:
         self._certificates(False, [cert])
 
     # -- handshake layer ----------------------------------------------------------------------
+    def _handshake_record(self, is_orig: bool, data: bytes, raw_version: int) -> None:
+        """A handshake record's content goes to the handshake flow (DTLS reassembles first)."""
+        self._handshake_data(is_orig, data, raw_version)
+
     def _handshake_data(self, is_orig: bool, data: bytes, raw_version: int) -> None:
         self.record_version = raw_version
         buf = self.handshake[is_orig]
@@ -657,7 +663,7 @@ class SslAnalyzer:
             self._violation(f"unsupported client SSL version 0x{version:04x}", skip=True)
         elif not self.confirmed:
             self.confirmed = True
-            self.ctx.confirm("ssl")
+            self.ctx.confirm(self.service)
             self._session().analyzer_id = True
         self._ev_client_hello(record_version, session_id)
 
@@ -868,6 +874,158 @@ class SslAnalyzer:
         }
 
 
+@dataclass
+class _Fragments:
+    """dtls-analyzer.pac's message_info: one handshake message being reassembled."""
+
+    handshake_seq: int = -1
+    length: int = -1
+    buffer: bytearray | None = None
+    first_sequence: int = 0
+    first_sequence_seen: bool = False
+    last_sequence: int = 0
+    seen: int = 0  # bit i: the record with sequence number first_sequence + i was used
+
+
+STUN_MAGIC = b"\x21\x12\xa4\x42"
+MAX_DTLS_HANDSHAKE_RECORD = 100_000
+DTLS_MAX_VERSION_ERRORS = 10  # SSL::dtls_max_version_errors
+DTLS_MAX_REPORTED_VERSION_ERRORS = 1  # SSL::dtls_max_reported_version_errors
+
+
+class DtlsAnalyzer(SslAnalyzer):
+    """DTLS over UDP (Zeek's DTLS_Analyzer): each datagram holds whole records, handshake
+    messages may be fragmented across records; the handshake and script layers are TLS's."""
+
+    service = "dtls"
+
+    def __init__(self, ctx: AnalyzerContext) -> None:
+        super().__init__(ctx)
+        self.fragments = {True: _Fragments(), False: _Fragments()}
+        self.invalid_versions = 0
+        self.reported_errors = 0
+        self._sequence = 0  # record sequence number of the record being read
+
+    def data(self, is_orig: bool, data: bytes, ts: float) -> None:
+        self.ts = ts
+        self.size += len(data)
+        if self.skip:
+            return
+        if len(data) > 20 and data[4:8] == STUN_MAGIC:
+            return  # STUN shares the port (WebRTC)
+        r = Reader(data)
+        try:
+            while r.left and not self.skip:
+                if not self._dtls_record(is_orig, r):
+                    return
+        except ParseError as exc:
+            self._violation(f"Binpac exception: {exc}")
+
+    def gap(self, is_orig: bool, length: int, ts: float) -> None:
+        """Datagrams have no gaps."""
+
+    def _dtls_record(self, is_orig: bool, r: Reader) -> bool:
+        first = r.u8()
+        if self.chosen_version == DTLSv13 and first & 0xE0 == 0x20:
+            if not first & 0x10:  # without a connection id the header can be read
+                r.take(2 if first & 0x08 else 1)
+                if first & 0x04:
+                    r.u16()
+            r.rest()
+            self.state[is_orig] = ENCRYPTED
+            self._ciphertext(is_orig)
+            return False
+        version = r.u16()
+        epoch = r.u16()
+        sequence = int.from_bytes(r.take(6), "big")
+        length = r.u16()
+        if not self._dtls_version_ok(version):
+            r.rest()
+            return False
+        body = r.take(length)
+        self._sequence = sequence
+        if not body:
+            return True
+        if epoch != 0:
+            self._ciphertext(is_orig)
+            return True
+        pos = 0
+        while pos < len(body) and not self.skip:
+            pos += self._plaintext(is_orig, first, version, b"", body, pos)
+            self._plaintext_event(first)
+        return True
+
+    def _dtls_version_ok(self, version: int) -> bool:
+        if version in (DTLSv10, DTLSv12):
+            if self.confirmed:
+                self.invalid_versions = 0
+            return True
+        self.invalid_versions += 1
+        if self.confirmed:
+            self.reported_errors += 1
+            if self.reported_errors <= DTLS_MAX_REPORTED_VERSION_ERRORS:
+                self._violation(
+                    f"Invalid version in DTLS connection. Packet reported version: {version}"
+                )
+        if self.invalid_versions > DTLS_MAX_VERSION_ERRORS:
+            self.skip = True
+        return False
+
+    def _handshake_record(self, is_orig: bool, data: bytes, raw_version: int) -> None:
+        """proc_handshake: whole messages go on; fragments are reassembled within a window of
+        32 record sequence numbers, each fragment used once."""
+        r = Reader(data)
+        msg_type, length = r.u8(), r.u24()
+        message_seq, offset, frag_len = r.u16(), r.u24(), r.u24()
+        frag = r.rest()
+        header = bytes([msg_type]) + length.to_bytes(3, "big")
+        if offset == 0 and length == frag_len:
+            self._handshake_data(is_orig, header + frag, raw_version)
+            return
+        if length > MAX_DTLS_HANDSHAKE_RECORD:
+            self._violation(f"DTLS record length {length} larger than allowed maximum.")
+            return
+        seq = self._sequence
+        m = self.fragments[is_orig]
+        if m.handshake_seq != message_seq or m.length != length or m.buffer is None:
+            m = self.fragments[is_orig] = _Fragments(
+                message_seq, length, bytearray(length), first_sequence=seq
+            )
+        if abs(m.first_sequence - seq) >= 32:
+            self._violation("DTLS handshake fragment sequence number outside reassembly window.")
+            return
+        if m.first_sequence > seq:
+            if m.first_sequence_seen:
+                self._violation("Saw second and different first message fragment for handshake.")
+                return
+            m.seen = (m.seen << (m.first_sequence - seq)) & 0xFFFFFFFF
+            m.first_sequence = seq
+        if offset == 0:
+            m.first_sequence_seen = True
+        bit = 1 << (seq - m.first_sequence)
+        if m.seen & bit:
+            return
+        if len(frag) != frag_len:
+            self._violation("DTLS handshake record length does not match packet length")
+            return
+        if offset + frag_len > length:
+            self._violation("DTLS handshake fragment trying to write past end of buffer")
+            return
+        m.seen |= bit
+        m.buffer[offset : offset + frag_len] = frag
+        if offset + frag_len == length:
+            m.last_sequence = seq
+        if m.last_sequence and m.first_sequence_seen:
+            total = m.last_sequence - m.first_sequence
+            if total > 30:
+                self._violation(
+                    "DTLS Message fragmented over more than 30 pieces. Cannot reassemble."
+                )
+                return
+            if ~m.seen & ((1 << (total + 1)) - 1) == 0:
+                self._handshake_data(is_orig, header + bytes(m.buffer), raw_version)
+
+
 # Zeek's dpd.sig for SSL: a TLS client hello from the originator or a server hello back.
 _DPD_CLIENT = re.compile(rb"\x16\x03[\x00-\x03]..\x01...\x03[\x00-\x03]", re.S)
 _DPD_SERVER = re.compile(
@@ -880,6 +1038,26 @@ def sniff_ssl(orig: bytes, resp: bytes) -> bool:
     """Zeek's dpd_tls_client / dpd_tls_server signatures on the first bytes of each side."""
     return bool(_DPD_CLIENT.match(orig) or _DPD_SERVER.match(resp))
 
+
+_DPD_DTLS_CLIENT = re.compile(
+    rb"\x16\xfe[\xff\xfd]\x00\x00\x00\x00\x00\x00\x00...\x01...........\xfe[\xff\xfd]", re.S
+)
+
+
+def sniff_dtls(orig: bytes, resp: bytes) -> bool:
+    """Zeek's dpd_dtls_client signature (either direction: WebRTC peers swap roles)."""
+    return bool(_DPD_DTLS_CLIENT.match(orig) or _DPD_DTLS_CLIENT.match(resp))
+
+
+DTLS_SPEC = register(
+    AnalyzerSpec(
+        name="dtls",
+        transports=frozenset({"udp"}),
+        ports=frozenset({443}),  # SSL::dtls_ports
+        factory=DtlsAnalyzer,
+        sniff=sniff_dtls,
+    )
+)
 
 SPEC = register(
     AnalyzerSpec(
