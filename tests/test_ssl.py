@@ -7,7 +7,7 @@ import struct
 
 import der_build as d
 import pytest
-from analyzer_ctx import FakeContext, compare_case, tcp_conn
+from analyzer_ctx import FakeContext, compare_case, tcp_conn, udp_conn
 from wirestream.processors.engine.protocols import ssl
 
 # -- building TLS ---------------------------------------------------------------------------
@@ -333,3 +333,71 @@ def test_certificates_in_files_log_with_the_option(shared, tmp_path) -> None:
     result = compare_case(shared, case, {"files"}, tmp_path / "out", "--x509-in-files-log")
     r = result["files.log"]
     assert r["exact"] == r["base_rows"] == 6
+
+
+# -- DTLS -----------------------------------------------------------------------------------
+
+
+def dtls_record(ct: int, body: bytes, *, epoch: int = 0, seq: int = 0) -> bytes:
+    head = struct.pack("!BHH", ct, 0xFEFD, epoch) + seq.to_bytes(6, "big")
+    return head + struct.pack("!H", len(body)) + body
+
+
+def dtls_fragment(
+    msg_type: int, body: bytes, offset: int, size: int, message_seq: int = 0
+) -> bytes:
+    frag = body[offset : offset + size]
+    return (
+        bytes([msg_type])
+        + len(body).to_bytes(3, "big")
+        + struct.pack("!H", message_seq)
+        + offset.to_bytes(3, "big")
+        + len(frag).to_bytes(3, "big")
+        + frag
+    )
+
+
+def dtls_client_hello_body() -> bytes:
+    body = struct.pack("!H", 0xFEFD) + bytes(32) + b"\x00" + b"\x00"  # no session id, no cookie
+    return body + struct.pack("!HH", 2, 0xC02F) + b"\x01\x00" + exts(sni("dtls.test"))
+
+
+def test_dtls_reassembles_fragments_in_any_order_and_logs_dtls() -> None:
+    body = dtls_client_hello_body()
+    first = dtls_record(22, dtls_fragment(1, body, 0, 20), seq=0)
+    second = dtls_record(22, dtls_fragment(1, body, 20, len(body) - 20), seq=1)
+    server_body = server_hello(version=0xFEFD)[4:]  # without the TLS handshake header
+    server = dtls_fragment(2, server_body, 0, len(server_body))
+    ctx = FakeContext(udp_conn(443))
+    an = ssl.DtlsAnalyzer(ctx)
+    an.data(True, second, 1.0)  # the tail arrives first
+    an.data(True, first, 1.1)
+    an.data(False, dtls_record(22, server) + dtls_record(20, b"\x01", seq=1), 1.2)
+    an.data(True, dtls_record(20, b"\x01", seq=2) + dtls_record(22, bytes(40), epoch=1), 1.3)
+    an.data(False, dtls_record(22, bytes(40), epoch=1), 1.4)
+    an.end(2.0)
+    (rec,) = ctx.logs("ssl")
+    assert ctx.confirmed == ["dtls"]
+    assert (rec["version"], rec["server_name"], rec["ssl_history"], rec["established"]) == (
+        "DTLSv12",
+        "dtls.test",
+        "CsiI",
+        True,
+    )
+
+
+def test_dtls_ignores_stun_and_rejects_other_versions() -> None:
+    ctx = FakeContext(udp_conn(443))
+    an = ssl.DtlsAnalyzer(ctx)
+    stun = b"\x00\x01\x00\x08" + ssl.STUN_MAGIC + bytes(20)
+    an.data(True, stun, 1.0)
+    an.data(True, struct.pack("!BHH", 22, 0x0303, 0) + bytes(6) + b"\x00\x01\x00", 1.1)
+    an.end(2.0)
+    assert ctx.logs("ssl") == [] and ctx.confirmed == []
+
+
+def test_dtls_signature_matches_a_client_hello_from_either_side() -> None:
+    body = dtls_client_hello_body()
+    hello = dtls_record(22, dtls_fragment(1, body, 0, len(body)))
+    assert ssl.sniff_dtls(hello, b"") and ssl.sniff_dtls(b"", hello)
+    assert not ssl.sniff_dtls(record(22, client_hello()), b"")
