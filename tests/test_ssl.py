@@ -8,6 +8,8 @@ import struct
 import der_build as d
 import pytest
 from analyzer_ctx import FakeContext, compare_case, tcp_conn, udp_conn
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from wirestream.processors.engine.protocols import ssl
 
 # -- building TLS ---------------------------------------------------------------------------
@@ -401,3 +403,18 @@ def test_dtls_signature_matches_a_client_hello_from_either_side() -> None:
     hello = dtls_record(22, dtls_fragment(1, body, 0, len(body)))
     assert ssl.sniff_dtls(hello, b"") and ssl.sniff_dtls(b"", hello)
     assert not ssl.sniff_dtls(record(22, client_hello()), b"")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_damaged_handshakes_never_break_the_analyzer(data: st.DataObject) -> None:
+    flows = tls12(HOST_CERT)
+    ctx = FakeContext(tcp_conn(443))
+    an = ssl.SslAnalyzer(ctx)
+    for i, (is_orig, payload) in enumerate(flows):
+        b = bytearray(payload)
+        for _ in range(data.draw(st.integers(0, 3))):
+            b[data.draw(st.integers(0, len(b) - 1))] = data.draw(st.integers(0, 255))
+        an.data(is_orig, bytes(b), float(i))
+    an.end(10.0)
+    assert len(ctx.logs("ssl")) <= 1

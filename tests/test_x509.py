@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import calendar
+import contextlib
 import hashlib
 
 import der_build as d
 import pytest
 from analyzer_ctx import FakeContext, tcp_conn
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from wirestream.processors.engine.protocols import x509
 
 CN, ORG, OU, C, EMAIL = "2.5.4.3", "2.5.4.10", "2.5.4.11", "2.5.4.6", "1.2.840.113549.1.9.1"
@@ -228,3 +231,16 @@ def test_unparseable_certificate_still_is_a_file_but_has_no_x509_row() -> None:
     assert x509.analyze_certificate(ctx, b"\x30\x01", 1.0, is_orig=False, host_cert=True) is None
     assert ctx.logs("x509") == []
     assert len(ctx.logs("files")) == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_damaged_certificates_raise_only_certificate_error(data: st.DataObject) -> None:
+    der = bytearray(
+        d.certificate(extensions=(d.san(dns=("a.test",)), d.basic_constraints(True, 0)))
+    )
+    for _ in range(data.draw(st.integers(1, 4))):
+        der[data.draw(st.integers(0, len(der) - 1))] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(der)))
+    with contextlib.suppress(x509.CertificateError):
+        x509.parse_certificate(bytes(der[:cut]))

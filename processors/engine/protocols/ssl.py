@@ -758,7 +758,7 @@ class SslAnalyzer:
         if is_client and names:
             info.server_name = names[0]
             if len(names) > 1:
-                self.ctx.weird("SSL_many_server_names", ",".join(names))
+                self.ctx.weird("SSL_many_server_names", f"[{', '.join(names)}]")
 
     def _ev_alpn(self, is_client: bool, protocols: list[str]) -> None:
         info = self._session()

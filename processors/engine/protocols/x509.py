@@ -27,6 +27,7 @@ USER_CERT_MIME = "application/x-x509-user-cert"  # the first certificate of a ch
 CA_CERT_MIME = "application/x-x509-ca-cert"  # every later one
 CERT_ANALYZERS = ("MD5", "SHA1", "SHA256", "X509")  # registered for both MIME types
 RELOG_KNOWN_CERTIFICATES_AFTER = 86400.0  # X509::relog_known_certificates_after (1 day)
+KNOWN_LOG_CERTS_MAXIMUM_SIZE = 1_000_000  # X509::known_log_certs_maximum_size
 _BIO_LINE = 2047  # Zeek reads subject/issuer with BIO_gets into a 2048-byte buffer
 
 
@@ -419,6 +420,15 @@ class Certificate:
 
 def parse_certificate(der: bytes) -> Certificate:
     """Read a DER certificate; :class:`CertificateError` when OpenSSL would not parse it either."""
+    try:
+        return _parse_certificate(der)
+    except (IndexError, ValueError, OverflowError) as exc:
+        if isinstance(exc, CertificateError):
+            raise
+        raise CertificateError(f"malformed certificate: {exc}") from exc
+
+
+def _parse_certificate(der: bytes) -> Certificate:
     cert, end = read_tlv(der)
     _expect(cert, 0x30, "Certificate")
     parts = children(cert.value)
@@ -635,7 +645,8 @@ class KnownCertificates:
         added = self._added.get(key)
         if added is not None and ts - added < self.config.relog_after:
             return False
-        self._added[key] = ts
+        if added is not None or len(self._added) < KNOWN_LOG_CERTS_MAXIMUM_SIZE:
+            self._added[key] = ts  # a full table logs without remembering, as Zeek's
         return True
 
 
