@@ -218,7 +218,7 @@ class BroProcessor:
         self.chunks_topic = topics.system_topic(topics.FILE_CHUNKS_TOPIC, settings)
         self.streams: dict[tuple[int, str], _Stream] = {}
         self.completed: set[tuple[str, int]] = set()
-        self.stored_files: set[str] = set()
+        self.stored_files: set[str] = set()  # sha256 of file contents this processor stored
         self.stop_event = threading.Event()
         self.streams_done = 0
         # send_id -> (a part this processor committed, when): sends it may have to finalise.
@@ -244,6 +244,9 @@ class BroProcessor:
             },
         )
         self.producer.init_transactions(60)
+        from wirestream.processors.capture_store import PartsIndex
+
+        self.parts = PartsIndex(settings)
         self.encoders: dict[str, LogEncoder] = {}
         self.topic_ensurer = TopicEnsurer(settings)
         self._publish_schema = _schema_publisher(settings)
@@ -285,16 +288,14 @@ class BroProcessor:
         self.streams.clear()
         with contextlib.suppress(RuntimeError):
             self.consumer.close()
+        with contextlib.suppress(RuntimeError):
+            self.parts.close()
         self.producer.flush(10)
 
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         log.info("assigned %s", [p.partition for p in partitions])
-        from wirestream.processors.capture_store import read_parts
-
-        parts = read_parts(self.settings).values()
-        self.completed = {(p.send_id, p.partition) for p in parts}
-        # Files already stored (content-addressed): later sightings only reference them.
-        self.stored_files |= {f["sha256"] for p in parts for f in p.files if f.get("sha256")}
+        self._finish(self.parts.refresh())
+        self.completed = set(self.parts.streams)
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         revoked = {p.partition for p in partitions}
@@ -406,7 +407,7 @@ class BroProcessor:
         self.completed.add((send, partition))
         self.streams_done += 1
         self.unfinished[send] = (part, time.monotonic())
-        self._check_unfinished(send)
+        self._check_unfinished()
 
     # --- output ------------------------------------------------------------------------------
 
@@ -535,7 +536,7 @@ class BroProcessor:
             sha,
             extracted.fuid,
             marker.md5,
-            stored=sha in self.stored_files,
+            stored=sha in self.stored_files or sha in self.parts.file_hashes,
             chunk=FILE_CHUNK_BYTES,
         ):
             self._produce(topic=self.chunks_topic, key=key, value=value, headers=headers)
@@ -555,7 +556,7 @@ class BroProcessor:
 
     # --- capture completion ------------------------------------------------------------------
 
-    def _check_unfinished(self, only: str | None = None) -> None:
+    def _check_unfinished(self) -> None:
         """Finalises sends of which this processor committed a part, once all parts are visible.
 
         A part committed by another processor a moment ago may not be readable yet (transaction
@@ -563,21 +564,22 @@ class BroProcessor:
         again while idle, for ``FINALISE_WINDOW`` seconds; after that the last committer has
         certainly seen every part (and the start-up sweep catches anything left).
         """
-        from wirestream.processors.capture_store import read_parts
-
-        sends = [only] if only is not None else list(self.unfinished)
-        if not sends:
-            return
-        committed = read_parts(self.settings).values()
+        self._finish(self.parts.refresh())
         now = time.monotonic()
-        for send_id in sends:
-            own, since = self.unfinished[send_id]
-            parts = {p.partition: p for p in committed if p.send_id == send_id}
-            parts[own.partition] = own
+        for send_id, (own, since) in list(self.unfinished.items()):
+            parts = {**self.parts.open.get(send_id, {}), own.partition: own}
             if len(parts) >= own.partitions:
                 self._write_details(cd.merge_parts(list(parts.values())))
                 del self.unfinished[send_id]
             elif now - since > FINALISE_WINDOW:
+                del self.unfinished[send_id]
+
+    def _finish(self, complete: list[tuple[str, list[cd.CapturePart]]]) -> None:
+        """Writes the details of sends that just became complete and that this processor has a
+        part of; the others are finalised by whoever committed their last part."""
+        for send_id, parts in complete:
+            if send_id in self.unfinished:
+                self._write_details(cd.merge_parts(parts))
                 del self.unfinished[send_id]
 
     def _finish_orphaned_sends(self) -> None:

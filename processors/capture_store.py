@@ -16,70 +16,136 @@ from wirestream.processors.capture_details import CaptureDetails, CapturePart
 
 from wirestream import topics
 from wirestream.config import Settings
-from wirestream.kafka import make_consumer, watermark_offsets
+from wirestream.kafka import make_consumer
 
 log = logging.getLogger(__name__)
 
 
-def read_compacted(
-    settings: Settings, topic: str, timeout: float = 30.0, settle: float = 2.0
-) -> Iterator[tuple[bytes, bytes]]:
-    """Every (key, value) of a topic up to its committed end, oldest first (tombstones skipped).
+class CompactedTopicReader:
+    """Reads a topic incrementally: each :meth:`refresh` returns the records committed since the
+    previous one, up to the topic's end at call time. One long-lived, group-less consumer, so a
+    service can follow a compacted topic without re-reading it whole.
 
-    "End" is the high watermark as of the call: a transaction committed just before may still
-    lack its commit marker for a moment (the read stops early at the last stable offset), so the
-    read waits up to ``settle`` seconds for the position to reach the watermark; a transaction
-    still open after that is not committed output and is not waited for.
+    "End" is the high watermark: a transaction committed just before may still lack its commit
+    marker for a moment (a read_committed read stops early at the last stable offset), so a
+    refresh waits up to ``settle`` seconds for the position to reach the watermark; a transaction
+    still open after that is not committed output and is left for a later refresh.
     """
-    consumer = make_consumer(
-        settings, f"wirestream-reader-{uuid.uuid4().hex}", **{"enable.partition.eof": True}
-    )
-    try:
-        meta = consumer.list_topics(topic, timeout=10)
-        tmeta = meta.topics.get(topic)
-        if tmeta is None or tmeta.error is not None or not tmeta.partitions:
+
+    def __init__(self, settings: Settings, topic: str) -> None:
+        self.topic = topic
+        self.consumer = make_consumer(
+            settings, f"wirestream-reader-{uuid.uuid4().hex}", **{"enable.partition.eof": True}
+        )
+        self.assigned: set[int] = set()
+
+    def _assign_new_partitions(self) -> None:
+        meta = self.consumer.list_topics(self.topic, timeout=10).topics.get(self.topic)
+        if meta is None or meta.error is not None:
             return
-        parts = [TopicPartition(topic, p, 0) for p in tmeta.partitions]
+        new = [TopicPartition(self.topic, p, 0) for p in meta.partitions if p not in self.assigned]
+        if new:
+            self.consumer.incremental_assign(new)
+            self.assigned |= {tp.partition for tp in new}
+
+    def refresh(self, timeout: float = 30.0, settle: float = 2.0) -> list[tuple[bytes, bytes]]:
+        self._assign_new_partitions()
         ends: dict[int, int] = {}
-        for tp in parts:
-            low, high = watermark_offsets(consumer, tp, timeout=10)
-            if high > low:
-                ends[tp.partition] = high
-        if not ends:
-            return
-        consumer.assign(parts)
+        positions = {
+            tp.partition: tp.offset
+            for tp in self.consumer.position([TopicPartition(self.topic, p) for p in self.assigned])
+        }
+        for p in self.assigned:
+            low, high = self.consumer.get_watermark_offsets(
+                TopicPartition(self.topic, p), timeout=10
+            )
+            if high > max(low, positions.get(p, -1)):
+                ends[p] = high
+        out: list[tuple[bytes, bytes]] = []
         deadline = time.monotonic() + timeout
         stalled: dict[int, float] = {}
         while ends:
             now = time.monotonic()
             if now > deadline:
                 raise TimeoutError(
-                    f"reading {topic}: partitions {sorted(ends)} not read to their end"
+                    f"reading {self.topic}: partitions {sorted(ends)} not read to their end"
                 )
             for p, since in list(stalled.items()):
                 if now - since > settle:
                     ends.pop(p, None)
                     del stalled[p]
-            msg = consumer.poll(0.2)
+            msg = self.consumer.poll(0.2)
             if msg is None:
                 continue
+            p = msg.partition()
             if msg.error():
                 if msg.error().code() != KafkaError._PARTITION_EOF:
-                    raise RuntimeError(f"reading {topic}: {msg.error()}")
-                p = msg.partition()
+                    raise RuntimeError(f"reading {self.topic}: {msg.error()}")
                 if p in ends and msg.offset() >= ends[p]:
                     del ends[p]
                     stalled.pop(p, None)
                 elif p in ends:
                     stalled.setdefault(p, now)
                 continue
-            stalled.pop(msg.partition(), None)
-            if msg.offset() + 1 >= ends.get(msg.partition(), 0):
-                ends.pop(msg.partition(), None)
+            stalled.pop(p, None)
+            if msg.offset() + 1 >= ends.get(p, 0):
+                ends.pop(p, None)
             if msg.key() is not None and msg.value() is not None:
-                yield msg.key(), msg.value()
+                out.append((msg.key(), msg.value()))
+        return out
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def read_compacted(
+    settings: Settings, topic: str, timeout: float = 30.0, settle: float = 2.0
+) -> Iterator[tuple[bytes, bytes]]:
+    """Every (key, value) of a topic up to its committed end, oldest first (tombstones skipped)."""
+    reader = CompactedTopicReader(settings, topic)
+    try:
+        yield from reader.refresh(timeout, settle)
     finally:
-        consumer.close()
+        reader.close()
+
+
+class PartsIndex:
+    """Follows the capture-parts topic: which (send, partition) streams are committed, and the
+    parts of sends not yet complete (complete sends keep only their keys, so memory stays small).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.reader = CompactedTopicReader(
+            settings, topics.system_topic(topics.CAPTURE_PARTS_TOPIC, settings)
+        )
+        self.streams: set[tuple[str, int]] = set()
+        self.complete: set[str] = set()
+        self.open: dict[str, dict[int, CapturePart]] = {}
+        # sha256 of every extracted file some committed part stored (content-addressed chunks).
+        self.file_hashes: set[str] = set()
+
+    def refresh(self) -> list[tuple[str, list[CapturePart]]]:
+        """Reads new parts; returns the sends that became complete, with all their parts."""
+        done = []
+        for key, value in self.reader.refresh():
+            try:
+                part = CapturePart.from_bytes(value)
+            except (ValueError, TypeError) as exc:
+                log.warning("skipping unreadable capture part %r: %s", key, exc)
+                continue
+            self.streams.add((part.send_id, part.partition))
+            self.file_hashes.update(f["sha256"] for f in part.files if f.get("sha256"))
+            if part.send_id in self.complete:
+                continue
+            parts = self.open.setdefault(part.send_id, {})
+            parts[part.partition] = part
+            if len(parts) >= part.partitions:
+                self.complete.add(part.send_id)
+                done.append((part.send_id, list(self.open.pop(part.send_id).values())))
+        return done
+
+    def close(self) -> None:
+        self.reader.close()
 
 
 def read_captures(settings: Settings) -> dict[str, CaptureDetails]:

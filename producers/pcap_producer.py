@@ -154,10 +154,19 @@ class PcapProducer:
         return len(meta.partitions)
 
     def known_captures(self, refresh: bool = False) -> dict[str, CaptureDetails]:
-        from wirestream.processors.capture_store import read_captures
+        """Latest details per md5, following the captures topic incrementally."""
+        from wirestream.processors.capture_store import CompactedTopicReader
 
-        if self._known is None or refresh:
-            self._known = read_captures(self.settings)
+        if self._known is None:
+            self._known = {}
+            self._captures_reader = CompactedTopicReader(self.settings, self.captures_topic)
+            refresh = True
+        if refresh:
+            for key, value in self._captures_reader.refresh():
+                try:
+                    self._known[key.decode()] = CaptureDetails.from_bytes(value)
+                except (ValueError, TypeError) as exc:
+                    log.warning("skipping unreadable captures record %r: %s", key, exc)
             self._known_at = time.monotonic()
         return self._known
 
@@ -305,6 +314,8 @@ class PcapProducer:
 
     def close(self) -> None:
         self.producer.flush(30)
+        if self._known is not None:
+            self._captures_reader.close()
 
 
 def _abort(producer: Producer) -> None:
