@@ -59,6 +59,20 @@ def ensure_pipeline_topics(settings: Settings) -> None:
 )
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar per file.")
 @click.option(
+    "--interface",
+    default=None,
+    help="Capture live on this interface (Linux, root/CAP_NET_RAW) and send rotated chunks.",
+)
+@click.option(
+    "--rotate",
+    default=60.0,
+    show_default=True,
+    help="Seconds per live-capture chunk (--interface).",
+)
+@click.option(
+    "--keep-chunks", is_flag=True, help="Keep live-capture chunk files after they were sent."
+)
+@click.option(
     "--zeek-logs",
     is_flag=True,
     help="The paths are Zeek log files (TSV/JSON) to publish record by record; with --watch, follow every *.log there.",
@@ -72,17 +86,37 @@ def send_command(
     watch: Path | None,
     interval: float,
     progress: bool,
+    interface: str | None,
+    rotate: float,
+    keep_chunks: bool,
     zeek_logs: bool,
 ) -> None:
     """Publish pcap/pcapng files (folders are searched) on the pcap topic for the processors."""
     from wirestream.producers.pcap_producer import send_captures, watch_folder
 
-    if not paths and watch is None:
-        raise click.UsageError("name capture files or folders, or --watch a folder")
+    if not paths and watch is None and interface is None:
+        raise click.UsageError("name capture files or folders, --watch a folder or --interface")
     settings = _settings(ctx)
     ensure_pipeline_topics(settings)
     if zeek_logs:
         _send_zeek_logs(settings, paths, sensor, watch)
+        return
+    if interface is not None:
+        from wirestream.producers.live_capture import LiveCaptureError, send_live
+
+        stop = threading.Event()
+        _on_signals(stop.set)
+        try:
+            send_live(
+                settings,
+                interface,
+                stop=stop.is_set,
+                sensor=sensor,
+                rotate_seconds=rotate,
+                keep_chunks=keep_chunks,
+            )
+        except LiveCaptureError as exc:
+            raise click.ClickException(str(exc)) from exc
         return
     failed = 0
     if paths:
