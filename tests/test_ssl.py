@@ -418,3 +418,16 @@ def test_damaged_handshakes_never_break_the_analyzer(data: st.DataObject) -> Non
         an.data(is_orig, bytes(b), float(i))
     an.end(10.0)
     assert len(ctx.logs("ssl")) <= 1
+
+
+def test_violation_past_10kib_stops_parsing_without_telling_dpd() -> None:
+    ctx = FakeContext(tcp_conn(443))
+    filler = record(23, bytes(12_000))  # plaintext application data (odd, but allowed)
+    rec = run(
+        ctx,
+        (True, record(22, client_hello())),
+        (False, record(22, server_hello()) + filler + record(22, hs(14, b""), version=0x0909)),
+    )
+    assert rec is not None and rec["ssl_history"] == "Cs"
+    assert ctx.violations == []  # DPD::ignore_violations_after: the analyzer is not removed
+    assert ("ssl_early_application_data", "") in ctx.weirds

@@ -842,8 +842,10 @@ class SslAnalyzer:
         if info is not None and not info.logged:
             self._finishing(info)
             self._write(info)
-        if skip or self.size <= IGNORE_VIOLATIONS_AFTER:
+        within = self.size <= IGNORE_VIOLATIONS_AFTER
+        if skip or within:
             self.skip = True
+        if within:  # DPD disables the analyzer (analyzer_failed) only this early
             self.ctx.violation(reason)
 
     def _write(self, info: SslInfo) -> None:
