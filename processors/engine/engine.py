@@ -77,6 +77,7 @@ class Engine:
     ) -> None:
         from . import protocols  # noqa: F401  (registers the application analyzers)
         from .decode import Decoder
+        from .expected import ScheduledAnalyzers
         from .files import FileManager
 
         self.sink = sink
@@ -105,6 +106,10 @@ class Engine:
             delay_teredo_confirmation=delay_teredo_confirmation,
         )
         self.timers = TimerQueue()
+        # Analyzers promised to future connections (FTP data channels), and the state protocol
+        # analyzers share across connections (Zeek's script globals such as ftp_data_expected).
+        self.scheduled = ScheduledAnalyzers()
+        self.analyzer_state: dict[str, Any] = {}
         self.connections: dict[ConnKey, Connection] = {}
         self.now = 0.0
         self.stats = EngineStats()

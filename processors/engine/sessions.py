@@ -251,6 +251,22 @@ class AnalyzerSlot:
         """Analyzers that learn the real direction from content (DNS, NTP) may flip, as in Zeek."""
         self._conn.flip_roles()
 
+    def expect_connection(
+        self, orig_h: str | None, resp_h: str, resp_p: int, analyzer: str, timeout: float
+    ) -> None:
+        """Zeek's Analyzer::schedule_analyzer: a connection ``orig_h`` (None: any) ->
+        ``resp_h:resp_p`` starting within ``timeout`` seconds gets ``analyzer`` (a registered
+        name) instead of the port-based analyzers."""
+        engine = self._conn.engine
+        engine.scheduled.schedule(
+            orig_h, resp_h, resp_p, self._conn.transport, analyzer, engine.now + timeout, engine.now
+        )
+
+    @property
+    def shared_state(self) -> dict[str, Any]:
+        """Per-engine state analyzers share across connections (Zeek's script-level globals)."""
+        return self._conn.engine.analyzer_state
+
     @property
     def files(self) -> Any:
         return self._conn.engine.files
@@ -436,9 +452,19 @@ class Connection:
 
     # -- application analyzers ----------------------------------------------------------------
     def attach_analyzers(self) -> None:
-        """Port-based analyzers at once; otherwise remember which ones may sniff the content."""
-        for spec in analyzers_for(self.transport, self.resp_p):
-            self._attach(spec)
+        """Scheduled (expected-connection) or port-based analyzers at once; otherwise remember
+        which ones may sniff the content."""
+        engine = self.engine
+        scheduled = engine.scheduled.lookup(
+            self.orig_h, self.resp_h, self.resp_p, self.transport, engine.now
+        )
+        if scheduled:  # expected connections get just the scheduled analyzers, as in Zeek
+            specs = [REGISTRY[n] for n in scheduled if n in REGISTRY]
+        else:
+            specs = list(analyzers_for(self.transport, self.resp_p))
+        for spec in specs:
+            if self.transport in spec.transports:
+                self._attach(spec)
         if not self.slots:
             self._sniff = [
                 s
