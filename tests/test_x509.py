@@ -244,3 +244,52 @@ def test_damaged_certificates_raise_only_certificate_error(data: st.DataObject) 
     cut = data.draw(st.integers(0, len(der)))
     with contextlib.suppress(x509.CertificateError):
         x509.parse_certificate(bytes(der[:cut]))
+
+
+def ocsp_response(*singles: bytes) -> bytes:
+    data = d.seq(d.tlv(0xA2, d.tlv(0x04, bytes(20))), d.gentime("20200101000000Z"), d.seq(*singles))
+    basic = d.seq(data, d.seq(d.oid("1.2.840.113549.1.1.11")), d.tlv(0x03, b"\0"))
+    body = d.seq(d.oid("1.3.6.1.5.5.7.48.1.1"), d.tlv(0x04, basic))
+    return d.seq(d.tlv(0x0A, b"\0"), d.tlv(0xA0, body))
+
+
+def single(serial: int, status: bytes, next_update: bool = True) -> bytes:
+    cert_id = d.seq(
+        d.seq(d.oid("1.3.14.3.2.26"), d.tlv(0x05, b"")),
+        d.tlv(0x04, bytes.fromhex("ab" * 20)),
+        d.tlv(0x04, b""),
+        d.integer(serial),
+    )
+    nxt = d.tlv(0xA0, d.gentime("20200108000000Z")) if next_update else b""
+    return d.seq(cert_id, status, d.gentime("20200101000000Z"), nxt)
+
+
+def test_ocsp_rows_as_zeeks_ocsp_log() -> None:
+    revoked = d.tlv(0xA1, d.gentime("20191231000000Z") + d.tlv(0xA0, d.tlv(0x0A, b"\x09")))
+    der = ocsp_response(single(0x3D47, d.tlv(0x80, b"")), single(5, revoked, next_update=False))
+    good, bad = x509.ocsp_records(der, 7.0, "Fx")
+    assert good == {
+        "ts": 7.0,
+        "id": "Fx",
+        "hashAlgorithm": "sha1",
+        "issuerNameHash": "AB" * 20,
+        "issuerKeyHash": "0",  # i2a_ASN1_STRING prints an empty string as 0
+        "serialNumber": "3D47",
+        "certStatus": "good",
+        "revoketime": None,
+        "revokereason": None,
+        "thisUpdate": float(calendar.timegm((2020, 1, 1, 0, 0, 0))),
+        "nextUpdate": float(calendar.timegm((2020, 1, 8, 0, 0, 0))),
+    }
+    assert (bad["certStatus"], bad["revokereason"], bad["nextUpdate"]) == (
+        "revoked",
+        "privilegeWithdrawn",
+        None,
+    )
+    assert bad["revoketime"] == calendar.timegm((2019, 12, 31, 0, 0, 0))
+
+
+def test_ocsp_without_response_bytes_has_no_rows_and_junk_is_an_error() -> None:
+    assert x509.ocsp_records(d.seq(d.tlv(0x0A, b"\x06")), 1.0, "F") == []
+    with pytest.raises(x509.CertificateError):
+        x509.ocsp_records(b"\x30\x03\x0a\x01", 1.0, "F")

@@ -27,8 +27,10 @@ from wirestream.processors.engine.api import AnalyzerContext, AnalyzerSpec, Reco
 from wirestream.processors.engine.protocols import ssl_consts as consts
 from wirestream.processors.engine.protocols.x509 import (
     Certificate,
+    CertificateError,
     analyze_certificate,
     cert_matches_hostname,
+    ocsp_records,
 )
 from wirestream.schemas.zeeklog.escape import bytes_text as text
 
@@ -685,7 +687,7 @@ class SslAnalyzer:
             self._ev_file_sniff(is_client, cert)
 
     def _stapled_ocsp(self, is_orig: bool, response: bytes) -> None:
-        """A stapled OCSP response is a file of its own (files.log; ocsp.log is not written)."""
+        """A stapled OCSP response is a file of its own (files.log) and its ocsp.log rows."""
         files = self.ctx.files
         handle = files.new_file(
             source="SSL",
@@ -697,6 +699,12 @@ class SslAnalyzer:
             analyzers=("OCSP_REPLY",),
         )
         handle.data(response, self.ts)
+        try:
+            rows = ocsp_records(response, self.ts, handle.fuid)
+        except CertificateError:
+            rows = []  # Zeek: openssl_ocsp_response_parse_error (a file weird)
+        for row in rows:
+            self.ctx.emit("ocsp", row)
         handle.end(self.ts)
 
     # -- the script layer ---------------------------------------------------------------------

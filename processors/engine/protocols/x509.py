@@ -616,6 +616,86 @@ def x509_record(cert: Certificate, ts: float, host_cert: bool, client_cert: bool
     }
 
 
+# -- OCSP responses (ocsp.log) ------------------------------------------------------------------
+
+_HASH_LN = {
+    "1.3.14.3.2.26": "sha1", "2.16.840.1.101.3.4.2.1": "sha256", "2.16.840.1.101.3.4.2.2": "sha384",
+    "2.16.840.1.101.3.4.2.3": "sha512", "2.16.840.1.101.3.4.2.4": "sha224", "1.2.840.113549.2.5": "md5",
+}  # fmt: skip
+_CRL_REASONS = {
+    0: "unspecified", 1: "keyCompromise", 2: "cACompromise", 3: "affiliationChanged",
+    4: "superseded", 5: "cessationOfOperation", 6: "certificateHold", 8: "removeFromCRL",
+    9: "privilegeWithdrawn", 10: "aACompromise",
+}  # fmt: skip
+OID_OCSP_BASIC = "1.3.6.1.5.5.7.48.1.1"
+
+
+def octets_hex(value: bytes) -> str:
+    """i2a_ASN1_STRING: upper-case hex, ``0`` for an empty string, broken every 35 bytes."""
+    if not value:
+        return "0"
+    digits = value.hex().upper()
+    return "\\\n".join(digits[i : i + 70] for i in range(0, len(digits), 70))
+
+
+def ocsp_records(der: bytes, ts: float, fuid: str) -> list[Record]:
+    """ocsp.log rows of an OCSP response (one per SingleResponse), as base/files/x509/log-ocsp
+    writes them from Zeek's OCSP analyzer; :class:`CertificateError` if it does not parse."""
+    try:
+        return _ocsp_records(der, ts, fuid)
+    except (IndexError, ValueError, OverflowError) as exc:
+        if isinstance(exc, CertificateError):
+            raise
+        raise CertificateError(f"malformed OCSP response: {exc}") from exc
+
+
+def _ocsp_records(der: bytes, ts: float, fuid: str) -> list[Record]:
+    resp = children(_expect(read_tlv(der)[0], 0x30, "OCSPResponse").value)
+    _expect(resp[0], 0x0A, "responseStatus")
+    if len(resp) < 2 or resp[1].tag != 0xA0:
+        return []  # no responseBytes: nothing to log
+    rbytes = children(_expect(children(resp[1].value)[0], 0x30, "ResponseBytes").value)
+    if oid_text(_expect(rbytes[0], 0x06, "responseType").value) != OID_OCSP_BASIC:
+        return []
+    basic = children(
+        _expect(read_tlv(_expect(rbytes[1], 0x04, "response").value)[0], 0x30, "").value
+    )
+    data = children(_expect(basic[0], 0x30, "ResponseData").value)
+    i = 1 if data[0].tag == 0xA0 else 0
+    responses = children(_expect(data[i + 2], 0x30, "responses").value)
+    rows = []
+    for single in responses:
+        parts = children(_expect(single, 0x30, "SingleResponse").value)
+        cert_id = children(_expect(parts[0], 0x30, "CertID").value)
+        alg_oid = oid_text(_expect(children(cert_id[0].value)[0], 0x06, "hashAlgorithm").value)
+        status = parts[1]
+        row: Record = {
+            "ts": ts,
+            "id": fuid,
+            "hashAlgorithm": _HASH_LN.get(alg_oid, _ALG_LN.get(alg_oid, alg_oid)),
+            "issuerNameHash": octets_hex(_expect(cert_id[1], 0x04, "issuerNameHash").value),
+            "issuerKeyHash": octets_hex(_expect(cert_id[2], 0x04, "issuerKeyHash").value),
+            "serialNumber": integer_hex(_expect(cert_id[3], 0x02, "serialNumber").value),
+            "certStatus": {0x80: "good", 0xA1: "revoked"}.get(status.tag, "unknown"),
+            "revoketime": None,
+            "revokereason": None,
+            "thisUpdate": asn1_time(parts[2]),
+            "nextUpdate": None,
+        }
+        if status.tag == 0xA1:
+            info = children(status.value)
+            revoked = asn1_time(info[0])
+            row["revoketime"] = revoked or None
+            if len(info) > 1 and info[1].tag == 0xA0:
+                code = int.from_bytes(children(info[1].value)[0].value, "big")
+                row["revokereason"] = _CRL_REASONS.get(code, "(UNKNOWN)")
+        for extra in parts[3:]:
+            if extra.tag == 0xA0:
+                row["nextUpdate"] = asn1_time(children(extra.value)[0]) or None
+        rows.append(row)
+    return rows
+
+
 # -- per engine run: options and the known-certificate table -----------------------------------
 
 
