@@ -116,6 +116,9 @@ class ZeekLog:
             self.header = self._tsv_header(first, schema)
         if utf8 is not None:
             self.header.dialect = replace(self.header.dialect, utf8=utf8)
+        # Lines before the first data line (what a bulk reader skips); JSON has none.
+        pending = 1 if self._header_done is not None else 0
+        self.header_lines = 0 if self.header.format == "json" else self._line_number - pending
 
     # -- line access ------------------------------------------------------------------------
 
@@ -187,7 +190,7 @@ class ZeekLog:
             if line is None or not line.startswith(prefix):
                 self._header_done = line
                 break
-            key, value = _meta_key_value(line[len(prefix) :], separator)
+            key, value = split_meta_line(line[len(prefix) :], separator)
             meta[key] = value
             if key == "types":
                 self._header_done = None
@@ -328,7 +331,7 @@ class ZeekLog:
             yield record
 
     def _meta_line(self, number: int, body: str) -> None:
-        key, value = _meta_key_value(body, self.header.dialect.separator)
+        key, value = split_meta_line(body, self.header.dialect.separator)
         if key == "close":
             self.header.close = value
         elif (
@@ -365,7 +368,7 @@ def _writes_unset_as_null(rows: list[dict[str, Any]], names: list[str]) -> bool:
     return any(v is None for r in rows for v in r.values())
 
 
-def _meta_key_value(body: str, separator: str) -> tuple[str, str]:
+def split_meta_line(body: str, separator: str) -> tuple[str, str]:
     """``key<sep>value``; a space also ends the key (``#separator `` does, and edited logs do)."""
     key, found, value = body.partition(separator)
     if " " in key or not found:
