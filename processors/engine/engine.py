@@ -16,6 +16,8 @@ from typing import Any
 from .api import IPDatagram, Packet, Sink
 from .checksum import datagram_checksum_ok
 from .conn_log import LocalNets, conn_record
+from .decode import Decoder
+from .files import FileManager
 from .icmp import IcmpSession, counterpart
 from .sessions import LIKELY_SERVER_PORTS, Connection, ConnKey, TimerQueue, key_order, make_key
 from .tcp import TcpHeader, TcpSession
@@ -76,9 +78,7 @@ class Engine:
         icmp_inactivity_timeout: float = ICMP_INACTIVITY_TIMEOUT,
     ) -> None:
         from . import protocols  # noqa: F401  (registers the application analyzers)
-        from .decode import Decoder
         from .expected import ScheduledAnalyzers
-        from .files import FileManager
 
         self.sink = sink
         self.ignore_checksums = ignore_checksums
