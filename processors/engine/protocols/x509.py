@@ -12,6 +12,7 @@ through the file manager the way Zeek's SSL analyzer does (files.log row only wi
 from __future__ import annotations
 
 import calendar
+import functools
 import hashlib
 import ipaddress
 import logging
@@ -412,7 +413,7 @@ class Certificate:
     basic_constraints_path_len: int | None = None
     weirds: list[tuple[str, str]] = field(default_factory=list)
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
         """X509::hash_function: SHA-256 of the DER, as ssl.log and x509.log show it."""
         return hashlib.sha256(self.der).hexdigest()
@@ -426,6 +427,13 @@ def parse_certificate(der: bytes) -> Certificate:
         if isinstance(exc, CertificateError):
             raise
         raise CertificateError(f"malformed certificate: {exc}") from exc
+
+
+@functools.lru_cache(maxsize=10_000)
+def _parse_cached(der: bytes) -> Certificate:
+    """Popular certificates come again and again (Zeek caches their parse results too); the
+    returned object is shared, so callers only read it."""
+    return parse_certificate(der)
 
 
 def _parse_certificate(der: bytes) -> Certificate:
@@ -772,7 +780,7 @@ def analyze_certificate(
     )
     handle.data(der, ts)
     try:
-        cert: Certificate | None = parse_certificate(der)
+        cert: Certificate | None = _parse_cached(der)
     except CertificateError as exc:
         log.debug("%s: certificate does not parse: %s", ctx.uid, exc)
         cert = None
