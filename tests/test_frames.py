@@ -297,3 +297,11 @@ def test_fast_reader_equals_exact_reader_on_generated_logs(tmp_path):
         assert len(fast) == len(rows)
 
     check()
+
+
+def test_crlf_log_reads_the_same_both_ways(shared, tmp_path):
+    crlf = tmp_path / "conn.log"
+    crlf.write_bytes((shared / SAMPLES / "tsv-2014/conn.log").read_bytes().replace(b"\n", b"\r\n"))
+    fast = read_zeek_log(crlf)
+    pd.testing.assert_frame_equal(fast, read_zeek_log(crlf, exact=True), check_exact=True)
+    pd.testing.assert_frame_equal(fast, read_zeek_log(shared / SAMPLES / "tsv-2014/conn.log"))

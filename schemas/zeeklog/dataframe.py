@@ -3,8 +3,10 @@
 Fast path (ordinary TSV logs): Arrow's CSV reader splits the tab-separated body (no quoting) into
 typed columns in parallel, vectorised expressions convert them, and escapes are undone only in the few
 values that contain a backslash. Anything unusual (JSON, multi-byte separators, lines that do not
-fit the header, values that do not parse) goes through the exact record reader instead, so the
-result is the same, with problem lines reported. dtypes come from ``wirestream.schemas.frames``.
+fit the header, values that do not parse, a broken gzip stream) goes through the exact record
+reader instead, so the result is the same, with problem lines reported. dtypes come from
+``wirestream.schemas.frames``. (Zeek escapes CR, so a raw CR only ever comes from a CRLF
+conversion; both readers drop it before the line end.)
 """
 
 from __future__ import annotations

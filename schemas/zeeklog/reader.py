@@ -128,7 +128,7 @@ class ZeekLog:
         except StopIteration:
             return None
         self._line_number += 1
-        return bytes_text(raw[:-1] if raw.endswith(b"\n") else raw)
+        return bytes_text(_chomp(raw))
 
     def _raw_lines(self) -> Iterator[tuple[int, str]]:
         """Remaining lines with their numbers; a cut-off last line of a broken stream is dropped."""
@@ -147,7 +147,7 @@ class ZeekLog:
             if not raw.endswith(b"\n"):
                 held = (self._line_number, raw)
                 continue
-            yield self._line_number, bytes_text(raw[:-1])
+            yield self._line_number, bytes_text(_chomp(raw))
 
     def _truncated(self, exc: BaseException, partial: bool) -> None:
         where = f"after line {self._line_number}" + (" (cut-off line dropped)" if partial else "")
@@ -366,6 +366,14 @@ def _writes_unset_as_null(rows: list[dict[str, Any]], names: list[str]) -> bool:
     if not rows or any(len(r) != width for r in rows):
         return False
     return any(v is None for r in rows for v in r.values())
+
+
+def _chomp(raw: bytes) -> bytes:
+    """Drop the line end. Zeek writes ``\n`` and escapes CR, so a CR before it is from a
+    CRLF conversion, not data (the bulk reader in ``read_zeek_log`` treats it the same way)."""
+    if raw.endswith(b"\r\n"):
+        return raw[:-2]
+    return raw[:-1] if raw.endswith(b"\n") else raw
 
 
 def split_meta_line(body: str, separator: str) -> tuple[str, str]:
