@@ -431,3 +431,11 @@ def test_violation_past_10kib_stops_parsing_without_telling_dpd() -> None:
     assert rec is not None and rec["ssl_history"] == "Cs"
     assert ctx.violations == []  # DPD::ignore_violations_after: the analyzer is not removed
     assert ("ssl_early_application_data", "") in ctx.weirds
+
+
+def test_rows_have_exactly_zeeks_ssl_columns() -> None:
+    from wirestream.schemas.zeek_types import zeek_log_schemas
+
+    rec = run(FakeContext(tcp_conn(443)), *tls12(HOST_CERT))
+    assert rec is not None
+    assert list(rec) == [c.name for c in zeek_log_schemas()["ssl"].columns]

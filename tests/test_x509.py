@@ -293,3 +293,13 @@ def test_ocsp_without_response_bytes_has_no_rows_and_junk_is_an_error() -> None:
     assert x509.ocsp_records(d.seq(d.tlv(0x0A, b"\x06")), 1.0, "F") == []
     with pytest.raises(x509.CertificateError):
         x509.ocsp_records(b"\x30\x03\x0a\x01", 1.0, "F")
+
+
+def test_rows_have_exactly_zeeks_x509_and_ocsp_columns() -> None:
+    from wirestream.schemas.zeek_types import zeek_log_schemas
+
+    schemas = zeek_log_schemas()
+    rec = x509.x509_record(x509.parse_certificate(d.certificate()), 1.0, True, False)
+    assert list(rec) == [c.name for c in schemas["x509"].columns]
+    (row,) = x509.ocsp_records(ocsp_response(single(1, d.tlv(0x80, b""))), 1.0, "F")
+    assert list(row) == [c.name for c in schemas["ocsp"].columns]

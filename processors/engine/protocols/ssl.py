@@ -876,12 +876,8 @@ class SslAnalyzer:
             "ssl_history": info.ssl_history,
             "cert_chain_fps": info.cert_chain_fps,
             "client_cert_chain_fps": info.client_cert_chain_fps,
-            "subject": info.subject,
-            "issuer": info.issuer,
-            "client_subject": info.client_subject,
-            "client_issuer": info.client_issuer,
             "sni_matches_cert": info.sni_matches_cert,
-        }
+        }  # subject/issuer columns only exist with SSL::log_include_*_subject_issuer
 
 
 @dataclass
