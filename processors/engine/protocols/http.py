@@ -66,18 +66,14 @@ _DPD_SERVER = re.compile(rb"[hH][tT][tT][pP]/[0-9]")
 
 # ----------------------------------------------------------------------------- small parsers
 
-_TSPECIALS = set(b'()<>@,;:\\"/[]?=')
+# Leading blanks, then printable ASCII (33..126) minus the tspecials ()<>@,;:\\"/[]?=
+_TOKEN = re.compile(rb"[ \t]*([!#$%&'*+\-.0-9A-Z^_`a-z{|}~]*)")
 
 
 def _token(value: bytes) -> tuple[bytes, bytes]:
     """MIME_get_token: the first token of a header value and what follows it."""
-    i = 0
-    while i < len(value) and value[i] in b" \t":
-        i += 1
-    j = i
-    while j < len(value) and 33 <= value[j] <= 126 and value[j] not in _TSPECIALS:
-        j += 1
-    return value[i:j], value[j:]
+    m = _TOKEN.match(value)
+    return m.group(1), value[m.end() :]
 
 
 def _atoi(digits: bytes, base: int) -> int | None:
@@ -1123,33 +1119,33 @@ class HttpAnalyzer:
 
     def header(self, is_orig: bool, name: bytes, value: bytes) -> None:
         lname = name.lower()
-        token = _token(value)[0].lower()
-        if is_orig and lname == b"connection" and token == b"keep-alive":
-            self.keep_alive = True
-        if not is_orig and lname == b"connection":
-            if token == b"close":
+        if lname == b"connection":
+            token = _token(value)[0].lower()
+            if is_orig:
+                if token == b"keep-alive":
+                    self.keep_alive = True
+            elif token == b"close":
                 self.connection_close = True
             elif token == b"upgrade":
                 self.upgrade_connection = True
-        if not is_orig and lname == b"upgrade":
+        elif lname == b"upgrade" and not is_orig:
             self.upgrade_protocol = _token(value)[0]
         info = self._set_state(is_orig)
         uname = text(name).upper()
-        val = text(value)
         if is_orig:
             if uname == "REFERER":
-                info.referrer = val
+                info.referrer = text(value)
             elif uname == "HOST":
-                info.host = val
+                info.host = text(value)
             elif uname == "RANGE":
                 info.range_request = True
             elif uname == "ORIGIN":
-                info.origin = val
+                info.origin = text(value)
             elif uname == "USER-AGENT":
-                info.user_agent = val
+                info.user_agent = text(value)
             elif uname in PROXY_HEADERS:
                 info.proxied = info.proxied or []
-                entry = f"{uname} -> {val}"
+                entry = f"{uname} -> {text(value)}"
                 if entry not in info.proxied:
                     info.proxied.append(entry)
             elif uname in ("AUTHORIZATION", "PROXY-AUTHORIZATION"):
