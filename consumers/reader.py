@@ -290,6 +290,42 @@ def _fallback_columns(log_name: str) -> dict[str, Column]:
         return {}
 
 
+def _fetch_decode(
+    decoder: BatchDecoder,
+    consumer: Consumer,
+    topic: str,
+    ranges: Ranges,
+    start: pd.Timestamp | None,
+    end: pd.Timestamp | None,
+    progress: bool | None,
+    headers_filter: tuple[str, bytes] | None,
+    stats: ReadStats,
+) -> pl.DataFrame:
+    """One process: chunks are decoded in a worker thread while the next ones are fetched
+    (polars decodes without the GIL), so decoding mostly hides behind the Kafka client."""
+
+    def decode_chunk(values: list[bytes | None], stamps: list[int]) -> pl.DataFrame:
+        errors_before = decoder.errors.total
+        part = decoder.decode(values)
+        aligned = decoder.errors.total == errors_before  # else rows no longer match stamps
+        return filter_window(part, stamps if aligned and stamps else None, start, end)
+
+    parts: list[Future] = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="wirestream-decode") as pool:
+        for values, stamps in fetch(
+            consumer, topic, ranges, progress=progress, headers_filter=headers_filter
+        ):
+            stats.fetched += len(values)
+            parts.append(pool.submit(decode_chunk, values, stamps))
+        frames = [f.result() for f in parts]
+    frames = [f for f in frames if f.height]
+    if not frames:
+        return pl.DataFrame()
+    return (
+        frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed", rechunk=False)
+    )
+
+
 def read_ranges(
     log_name: str,
     settings: Settings,
@@ -307,47 +343,22 @@ def read_ranges(
     sort: bool = True,
     keep_last: int | None = None,
 ) -> tuple[Any, ReadStats]:
-    """Fetch, decode, filter by time and shape one read; the shared core of read/tail/frames.
-
-    Chunks are decoded in a worker thread while the next ones are fetched (polars decodes
-    without the GIL), so decoding mostly hides behind the Kafka client.
-    """
+    """Fetch, decode, filter by time and shape one read; the shared core of read/tail/frames."""
     started = time.perf_counter()
     stats = ReadStats(topic=topic)
     decoder = BatchDecoder(lookup) if lookup is not None else session.decoder(settings)
-
-    def decode_chunk(values: list[bytes | None], stamps: list[int]) -> pl.DataFrame:
-        errors_before = decoder.errors.total
-        part = decoder.decode(values)
-        aligned = decoder.errors.total == errors_before  # else rows no longer match stamps
-        return filter_window(part, stamps if aligned and stamps else None, start, end)
-
-    parts: list[Future] = []
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="wirestream-decode") as pool:
-        for values, stamps in fetch(
-            consumer, topic, ranges, progress=progress, headers_filter=headers_filter
-        ):
-            stats.fetched += len(values)
-            parts.append(pool.submit(decode_chunk, values, stamps))
-        frames = [f.result() for f in parts]
-    frames = [f for f in frames if f.height]
-    frame = (
-        pl.DataFrame()
-        if not frames
-        else frames[0]
-        if len(frames) == 1
-        else pl.concat(frames, how="diagonal_relaxed", rechunk=False)
+    frame = _fetch_decode(
+        decoder, consumer, topic, ranges, start, end, progress, headers_filter, stats
     )
-    del frames
-    columns = decoder.columns
-    stats.errors = decoder.errors
-    if decoder.errors.total:
+    columns, errors = decoder.columns, decoder.errors
+    stats.errors = errors
+    if errors.total:
         log.warning(
             "%s: skipped %s message(s) (%s); e.g. %s",
             topic,
-            decoder.errors.total,
-            decoder.errors.summary(),
-            "; ".join(decoder.errors.samples[:2]),
+            errors.total,
+            errors.summary(),
+            "; ".join(errors.samples[:2]),
         )
     if sort and frame.height and "ts" in frame.columns:
         frame = frame.sort("ts", maintain_order=True, nulls_last=True)
