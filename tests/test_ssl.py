@@ -439,3 +439,11 @@ def test_rows_have_exactly_zeeks_ssl_columns() -> None:
     rec = run(FakeContext(tcp_conn(443)), *tls12(HOST_CERT))
     assert rec is not None
     assert list(rec) == [c.name for c in zeek_log_schemas()["ssl"].columns]
+
+
+def test_dtls_signature_after_a_stun_exchange() -> None:
+    body = dtls_client_hello_body()
+    hello = dtls_record(22, dtls_fragment(1, body, 0, len(body)))
+    stun = b"\x00\x01\x00\x08" + ssl.STUN_MAGIC + bytes(12) + bytes(8)
+    assert ssl.sniff_dtls(stun + stun + hello, b"")
+    assert not ssl.sniff_dtls(stun + b"junk" + hello, b"")

@@ -1050,9 +1050,19 @@ _DPD_DTLS_CLIENT = re.compile(
 )
 
 
+def _after_stun(data: bytes) -> bytes:
+    """Skip leading STUN messages: Zeek matches UDP signatures per datagram, so a DTLS hello
+    after a STUN exchange (WebRTC) still starts a datagram of its own."""
+    while len(data) >= 20 and data[0] & 0xC0 == 0 and data[4:8] == STUN_MAGIC:
+        data = data[20 + int.from_bytes(data[2:4], "big") :]
+    return data
+
+
 def sniff_dtls(orig: bytes, resp: bytes) -> bool:
     """Zeek's dpd_dtls_client signature (either direction: WebRTC peers swap roles)."""
-    return bool(_DPD_DTLS_CLIENT.match(orig) or _DPD_DTLS_CLIENT.match(resp))
+    return bool(
+        _DPD_DTLS_CLIENT.match(_after_stun(orig)) or _DPD_DTLS_CLIENT.match(_after_stun(resp))
+    )
 
 
 DTLS_SPEC = register(
