@@ -360,6 +360,8 @@ def asn1_time(tlv: Tlv) -> float:
     try:
         nums = [ord(c) - 48 for c in buf[:14]]
         year = nums[0] * 1000 + nums[1] * 100 + nums[2] * 10 + nums[3]
+        if year <= 1900:  # Zeek subtracts 1900 only from larger years: tm_year stays as is
+            year += 1900
         fields = (
             year,
             nums[4] * 10 + nums[5],
