@@ -258,12 +258,16 @@ class Windows:
     def _take_batch(self, msgs: list[Any]) -> bool:
         """Place a batch of messages into window buffers; True if any carried data.
 
-        Tumbling windows (the common case) get an inlined loop: one window per record.
+        A record goes into each of its windows that has not closed: not handed out here or
+        before a restart (``floor_end``), and not past the watermark. Tumbling windows (the
+        common case) take a shorter path: one window per record.
         """
         every, hop, lateness = self.every_ms, self.hop_ms, self.lateness_ms
+        tumbling = every == hop
         buffers, max_ts, next_offset = self._buffers, self._max_ts, self._next_offset
-        drop_before, at_end = self._drop_before, self._at_end
+        drop_before, at_end, closed = self._drop_before, self._at_end, self._closed_ms
         got_data = False
+        late = 0
         for msg in msgs:
             err = msg.error()
             p = msg.partition()
@@ -281,14 +285,28 @@ class Windows:
             newest = max_ts.get(p, NO_DATA)
             if ts > newest:
                 max_ts[p] = newest = ts
-            floor_end = self._closed_ms
+            floor_end = closed
             if p in drop_before and drop_before[p] > floor_end:
                 floor_end = drop_before[p]
-            first_start = (ts - every) // hop * hop + hop
+            first_start = ts - ts % every if tumbling else (ts - every) // hop * hop + hop
             if first_start + every <= newest - lateness:
                 # Far behind this partition's newest record: its window may have closed in
                 # event time already even if it was not handed out yet (that happens per batch).
                 floor_end = max(floor_end, self._watermark())
+            if tumbling:
+                if first_start + every <= floor_end:
+                    late += 1
+                    continue
+                buf = buffers.get(first_start)
+                if buf is None:
+                    buf = buffers[first_start] = _Buffer()
+                bucket = buf.values.get(p)
+                if bucket is None:
+                    buf.values[p] = [msg.value()]
+                    buf.first_offset[p] = off
+                else:
+                    bucket.append(msg.value())
+                continue
             placed = False
             for start in range(first_start, ts // hop * hop + 1, hop):
                 if start + every <= floor_end:
@@ -296,15 +314,11 @@ class Windows:
                 buf = buffers.get(start)
                 if buf is None:
                     buf = buffers[start] = _Buffer()
-                bucket = buf.values.get(p)
-                if bucket is None:
-                    buf.values[p] = [msg.value()]
-                    buf.first_offset[p] = off
-                else:
-                    bucket.append(msg.value())
+                buf.add(p, off, msg.value())
                 placed = True
             if not placed:
-                self.late += 1
+                late += 1
+        self.late += late
         return got_data
 
     def _close_ready(self, watermark: int) -> Iterator[Window]:
