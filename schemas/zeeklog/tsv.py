@@ -251,6 +251,24 @@ def _inline_expr(i: int, ztype: ZeekType, dialect: TsvDialect, names: dict[str, 
     return f"{full}(g(K{i}))"
 
 
+def joined_line_formatter(
+    columns: Sequence[tuple[str, ZeekType]], dialect: TsvDialect = DEFAULT_DIALECT
+) -> Callable[[dict[str, Any]], str]:
+    """One record -> its TSV line by joining the columns' :func:`field_formatter` results.
+
+    Costs nothing to build, unlike :func:`line_formatter`'s ~2 ms compile, so a log that gets
+    only a few rows never pays for the compile (the writer switches after a number of rows).
+    """
+    formatters = [(name, field_formatter(ztype, dialect)) for name, ztype in columns]
+    sep = dialect.separator
+
+    def line(r: dict[str, Any]) -> str:
+        g = r.get
+        return sep.join([fmt(g(name)) for name, fmt in formatters])
+
+    return line
+
+
 def line_formatter(
     columns: Sequence[tuple[str, ZeekType]], dialect: TsvDialect = DEFAULT_DIALECT
 ) -> Callable[[dict[str, Any]], str]:

@@ -18,10 +18,17 @@ from wirestream.schemas.zeek_types import LogSchema
 from wirestream.schemas.zeeklog.errors import ZeekLogError
 from wirestream.schemas.zeeklog.escape import escape_header_value
 from wirestream.schemas.zeeklog.json_lines import DEFAULT_JSON, JsonOptions, record_formatter
-from wirestream.schemas.zeeklog.tsv import DEFAULT_DIALECT, TsvDialect, line_formatter
+from wirestream.schemas.zeeklog.tsv import (
+    DEFAULT_DIALECT,
+    TsvDialect,
+    joined_line_formatter,
+    line_formatter,
+)
 
 Stamp = float | int | datetime | str | None
 _FLUSH_BYTES = 1 << 16
+# TSV rows formatted by joining field formatters before the compiled line formatter pays off.
+_COMPILE_AFTER_ROWS = 100
 
 
 def format_log_timestamp(stamp: Stamp = None) -> str:
@@ -85,7 +92,11 @@ class ZeekLogWriter:
         if fmt == "json":
             self._format = record_formatter(schema, json_options)
         else:
-            self._format = line_formatter([(c.name, c.type) for c in schema.columns], dialect)
+            self._format = joined_line_formatter(
+                [(c.name, c.type) for c in schema.columns], dialect
+            )
+        # TSV switches to the compiled formatter (same text) once the log has enough rows.
+        self._compile_at = _COMPILE_AFTER_ROWS if fmt == "tsv" else -1
         if fmt == "tsv":
             types = (
                 list(type_names)
@@ -150,6 +161,9 @@ class ZeekLogWriter:
         """Append one record (record-contract dict; missing keys are unset)."""
         if self._closed:
             raise ZeekLogError("write after close")
+        if self.rows_written == self._compile_at:
+            columns = [(c.name, c.type) for c in self.schema.columns]
+            self._format = line_formatter(columns, self.dialect)
         self._emit(self.format_line(record))
         self.rows_written += 1
 
