@@ -14,7 +14,10 @@ Three layers, mirroring Zeek so that odd traffic ends up logged the same way:
   (at establishment, at a protocol violation, or when the connection ends).
 
 Events are applied in the order Zeek raises them; the row is a snapshot at the moment Zeek's
-script writes it. DTLS, STARTTLS hand-offs and decryption are not implemented.
+script writes it. :class:`DtlsAnalyzer` does the same over UDP. Protocols that switch to TLS
+mid-stream (STARTTLS, FTP AUTH TLS, RDP, QUIC's CRYPTO frames wrapped in a handshake record as
+Zeek's QUIC analyzer does) can run an :class:`SslAnalyzer` on their context and feed it the
+TLS bytes; this module does not detect those switches itself, nor decrypt anything.
 """
 
 from __future__ import annotations
@@ -403,10 +406,9 @@ class SslAnalyzer:
     def _v2_client_hello(self, head: bytes, body: bytes) -> None:
         r = Reader(body)
         csuit_len, session_len, chal_len = r.u16(), r.u16(), r.u16()
-        ciphers = [int.from_bytes(r.take(3), "big") for _ in range(csuit_len // 3)]
+        r.take(3 * (csuit_len // 3))  # 24-bit cipher kinds
         session_id = r.take(session_len)
         r.take(chal_len)
-        del ciphers
         self._proc_client_hello((head[3] << 8) | head[4], session_id, record_version=0)
 
     def _v2_server_hello(self, head: bytes, body: bytes) -> None:
@@ -419,7 +421,7 @@ class SslAnalyzer:
         if version != SSLv20:
             self._violation(f"Invalid version in SSL server hello. Version: {version}", skip=True)
             return
-        self._proc_server_hello(version, b"", b"", ciphers[0] if ciphers else 0, v2=True)
+        self._proc_server_hello(version, b"", b"", ciphers[0] if ciphers else 0)
         self._certificates(False, [cert])
 
     # -- handshake layer ----------------------------------------------------------------------
@@ -670,7 +672,7 @@ class SslAnalyzer:
         self._ev_client_hello(record_version, session_id)
 
     def _proc_server_hello(
-        self, version: int, random: bytes, session_id: bytes | None, cipher: int, v2: bool = False
+        self, version: int, random: bytes, session_id: bytes | None, cipher: int
     ) -> None:
         if not version_ok(version):
             self._violation(f"unsupported server SSL version 0x{version:04x}", skip=True)
