@@ -177,7 +177,25 @@ class _Lines:
     def feed(self, data: bytes) -> None:
         if self.skip:
             return
-        self.buf += data
+        buf = self.buf
+        if not buf and (self.raw or self.plain > 0):
+            # Body bytes with nothing buffered: hand them on without copying them through buf
+            # (the same steps as pump, whose loop then takes whatever is left).
+            if self.raw:
+                self.sink.plain(data if data.__class__ is bytes else bytes(data))
+                return
+            n = len(data)
+            if self.plain < n:
+                n = self.plain
+                buf += memoryview(data)[n:]
+                data = data[:n]
+            if self.plain != INF:
+                self.plain -= n
+            self._consumed(n)
+            self.sink.plain(data if data.__class__ is bytes else bytes(data))
+            self.pump()
+            return
+        buf += data
         self.pump()
 
     def pump(self) -> None:
