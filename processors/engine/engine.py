@@ -120,7 +120,10 @@ class Engine:
     def process(self, packet: Packet) -> None:
         """One captured frame: advance network time, decode, track."""
         self.stats.packets += 1
-        self._advance(packet.ts)
+        ts = packet.ts
+        if ts > self.now:
+            self.now = ts
+        self.timers.advance(self.now)  # _advance, inlined on the per-packet path
         if self.conn_l2_columns:  # Ethernet source/destination, for orig_l2_addr/resp_l2_addr
             data = packet.data
             ethernet = packet.linktype == 1 and len(data) >= 14
@@ -287,31 +290,33 @@ class Engine:
 
     # -- TCP --------------------------------------------------------------------------------
     def _tcp(self, dg: IPDatagram) -> None:
-        if self._truncated(dg, 20):
-            return
         payload = dg.payload
+        if len(payload) < 20 and self._truncated(dg, 20):
+            return
         tp = TcpHeader(payload)
-        key = make_key(dg.src, tp.sport, dg.dst, tp.dport, 6)
+        sport = tp.sport
+        src = dg.src
+        key = make_key(src, sport, dg.dst, tp.dport, 6)
         conn = self.connections.get(key)
         if conn is not None:
             if conn.adapter.is_reuse(dg.ts, tp):
                 self.remove_connection(conn)
                 conn = None
-            else:
+            elif dg.encap or conn.encap_stack:
                 self._check_encapsulation(conn, dg)
         if conn is None:
-            flip = self._tcp_flip(tp.flags, tp.sport, tp.dport)
-            conn = self._new_connection(key, dg, tp.sport, tp.dport, flip)
-        is_orig = dg.src == conn.orig_h and tp.sport == conn.orig_p
+            flip = self._tcp_flip(tp.flags, sport, tp.dport)
+            conn = self._new_connection(key, dg, sport, tp.dport, flip)
+        is_orig = src == conn.orig_h and sport == conn.orig_p
         hdr_len = tp.hdr_len
         if hdr_len < 20:
             conn.weird("bad_TCP_header_len", source="TCP")
             return
-        wire_len = self._wire_payload_len(dg)
+        wire_len = len(payload) if dg.captured_all else self._wire_payload_len(dg)
         if hdr_len > wire_len or hdr_len > len(payload):
             conn.weird("truncated_header", source="TCP")
             return
-        if not datagram_checksum_ok(dg, self.ignore_checksums):
+        if not self.ignore_checksums and not datagram_checksum_ok(dg):
             conn.weird("bad_TCP_checksum", source="TCP")
             conn.adapter.checksum_error(is_orig)
             return
