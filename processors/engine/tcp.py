@@ -519,9 +519,10 @@ class TcpSession:
         elif not self.first_packet_seen & 2 and not self.is_partial:
             self.is_partial = not (flags & SYN)
 
-        seg_len = _segment_len(length, flags)
+        seg_len = _segment_len(length, flags) if flags & (SYN | FIN | RST) else length
         seq_one_past = (base_seq + seg_len) & _U32
-        self._init_endpoint(endpoint, flags, base_seq, seq_one_past, t)
+        if flags & SYN or endpoint.state == INACTIVE:  # otherwise _init_endpoint does nothing
+            self._init_endpoint(endpoint, flags, base_seq, seq_one_past, t)
 
         rel_seq, underflow = _relative_seq(
             endpoint, base_seq, endpoint.last_seq, endpoint.seq_wraps
@@ -593,15 +594,18 @@ class TcpSession:
             peer.reassembler.ack_received(rel_ack)
 
         # Zeek's CheckPIA_FirstPacket uses the is_orig the packet arrived with.
-        self.set_first_packet_seen(is_orig)
+        self.first_packet_seen |= 1 if is_orig else 2
 
-        rel_data_seq = rel_seq + 1 if flags & SYN else rel_seq
-        if length > 0 and len(data) >= length and not flags & RST and not underflow:
-            endpoint.reassembler.data_sent(t, rel_data_seq, data[:length])
-        elif length > 0 and len(data) < length and not flags & RST and not underflow:
-            self.weird("truncated_tcp_payload")
+        reassembler = endpoint.reassembler
+        if length > 0 and not flags & RST and not underflow:
+            if len(data) >= length:
+                rel_data_seq = rel_seq + 1 if flags & SYN else rel_seq
+                reassembler.data_sent(t, rel_data_seq, data[:length])
+            else:
+                self.weird("truncated_tcp_payload")
 
-        endpoint.reassembler.check_eof()
+        if not reassembler.did_eof:
+            reassembler.check_eof()
         if do_close:
             self._connection_closed(endpoint, peer, gen_event)
         return endpoint.is_orig
