@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 
-from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from wirestream.processors.capture_details import CaptureDetails, CapturePart
 
 from wirestream import topics
@@ -19,6 +19,17 @@ from wirestream.config import Settings
 from wirestream.kafka import make_consumer
 
 log = logging.getLogger(__name__)
+
+
+# Errors a just-created topic gives while its leader is being elected.
+_TRANSIENT = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._TIMED_OUT,
+    }
+)
 
 
 class CompactedTopicReader:
@@ -56,9 +67,7 @@ class CompactedTopicReader:
             for tp in self.consumer.position([TopicPartition(self.topic, p) for p in self.assigned])
         }
         for p in self.assigned:
-            low, high = self.consumer.get_watermark_offsets(
-                TopicPartition(self.topic, p), timeout=10
-            )
+            low, high = self._watermarks(p)
             if high > max(low, positions.get(p, -1)):
                 ends[p] = high
         out: list[tuple[bytes, bytes]] = []
@@ -93,6 +102,20 @@ class CompactedTopicReader:
             if msg.key() is not None and msg.value() is not None:
                 out.append((msg.key(), msg.value()))
         return out
+
+    def _watermarks(self, partition: int, attempts: int = 20) -> tuple[int, int]:
+        """Watermarks, retrying while a new topic's leader is still being elected."""
+        for attempt in range(attempts):
+            try:
+                return self.consumer.get_watermark_offsets(
+                    TopicPartition(self.topic, partition), timeout=10
+                )
+            except KafkaException as exc:
+                err = exc.args[0]
+                if attempt == attempts - 1 or not (err.retriable() or err.code() in _TRANSIENT):
+                    raise
+                time.sleep(0.5)
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         self.consumer.close()

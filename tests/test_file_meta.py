@@ -156,7 +156,11 @@ def test_faust_agent_emits_metadata_by_fuid_for_committed_chunks_only(
             time.sleep(1)
     finally:
         worker.send_signal(signal.SIGTERM)
-        worker.wait(60)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(10)
     import json
 
     records = {k.decode(): json.loads(v) for k, v in found.items()}

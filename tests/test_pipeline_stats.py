@@ -144,7 +144,11 @@ def test_stats_tables_over_streamed_records(settings, tmp_path: Path) -> None:
             time.sleep(2)
     finally:
         worker.send_signal(signal.SIGTERM)
-        worker.wait(60)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(10)
     start = f"{int(base - base % 60)}"
     assert start == "1600000020"
     assert stats["bytes_per_host"] == want_hosts
