@@ -238,9 +238,11 @@ def analyze_traces(
             raise AnalyzeError(f"{trace}: no such capture file")
     if engine not in ("auto", "builtin", "zeek"):
         raise AnalyzeError(f"unknown engine {engine!r}: use auto, builtin or zeek")
-    from wirestream.processors.zeek_engine import find_zeek
+    zeek = None
+    if engine in ("auto", "zeek"):  # the Zeek runner is not even imported for --engine builtin
+        from wirestream.processors.zeek_engine import find_zeek
 
-    zeek = find_zeek(zeek_path) if engine in ("auto", "zeek") else None
+        zeek = find_zeek(zeek_path)
     if engine == "zeek" and zeek is None:
         raise AnalyzeError(
             "--engine zeek: no zeek binary found (set WIRESTREAM_ZEEK_PATH or put zeek on PATH)"
