@@ -6,6 +6,9 @@ tables' ``&default``).
 
 from __future__ import annotations
 
+# RFC 8701 GREASE values (0x?A?A) stand in both the cipher and the group tables under one name.
+GREASE_NAMES: dict[int, str] = {v: f"grease_0x{v:04X}" for v in range(0x0A0A, 0x10000, 0x1010)}
+
 # fmt: off
 ALERT_DESCRIPTIONS: dict[int, str] = {
     0x0000: 'close_notify',
@@ -106,22 +109,7 @@ EC_CURVES: dict[int, str] = {
     0x639A: 'SecP256r1Kyber768Draft00',
     0xFF01: 'arbitrary_explicit_prime_curves',
     0xFF02: 'arbitrary_explicit_char2_curves',
-    0x0A0A: 'grease_0x0A0A',
-    0x1A1A: 'grease_0x1A1A',
-    0x2A2A: 'grease_0x2A2A',
-    0x3A3A: 'grease_0x3A3A',
-    0x4A4A: 'grease_0x4A4A',
-    0x5A5A: 'grease_0x5A5A',
-    0x6A6A: 'grease_0x6A6A',
-    0x7A7A: 'grease_0x7A7A',
-    0x8A8A: 'grease_0x8A8A',
-    0x9A9A: 'grease_0x9A9A',
-    0xAAAA: 'grease_0xAAAA',
-    0xBABA: 'grease_0xBABA',
-    0xCACA: 'grease_0xCACA',
-    0xDADA: 'grease_0xDADA',
-    0xEAEA: 'grease_0xEAEA',
-    0xFAFA: 'grease_0xFAFA',
+    **GREASE_NAMES,
 }
 # fmt: on
 
@@ -521,22 +509,7 @@ CIPHER_DESC: dict[int, str] = {
     0xFF82: 'SSL_RSA_WITH_DES_CBC_MD5',
     0xFF83: 'SSL_RSA_WITH_3DES_EDE_CBC_MD5',
     0x00FF: 'TLS_EMPTY_RENEGOTIATION_INFO_SCSV',
-    0x0A0A: 'grease_0x0A0A',
-    0x1A1A: 'grease_0x1A1A',
-    0x2A2A: 'grease_0x2A2A',
-    0x3A3A: 'grease_0x3A3A',
-    0x4A4A: 'grease_0x4A4A',
-    0x5A5A: 'grease_0x5A5A',
-    0x6A6A: 'grease_0x6A6A',
-    0x7A7A: 'grease_0x7A7A',
-    0x8A8A: 'grease_0x8A8A',
-    0x9A9A: 'grease_0x9A9A',
-    0xAAAA: 'grease_0xAAAA',
-    0xBABA: 'grease_0xBABA',
-    0xCACA: 'grease_0xCACA',
-    0xDADA: 'grease_0xDADA',
-    0xEAEA: 'grease_0xEAEA',
-    0xFAFA: 'grease_0xFAFA',
+    **GREASE_NAMES,
 }
 # fmt: on
 
