@@ -125,11 +125,7 @@ class Decoder:
             return self._ip(pkt, 14, None)
         link = self._last_link = strip_link(data, pkt.linktype)
         if not link.ip_version:
-            if link.weird:
-                self._drop(link.weird, link.source)
-            else:
-                self.stats.non_ip[link.ethertype] += 1
-            return None
+            return self._not_ip(link)
         return self._ip(pkt, link.offset, link)
 
     def last_l2_addresses(self) -> tuple[str | None, str | None]:
@@ -170,12 +166,16 @@ class Decoder:
         self.stats.packets += 1
         link = strip_ethertype(payload, offset, ethertype)
         if not link.ip_version:
-            if link.weird:
-                self._drop(link.weird, link.source)
-            else:
-                self.stats.non_ip[link.ethertype] += 1
-            return None
+            return self._not_ip(link)
         return self._ip(Packet(ts, payload, DLT_RAW, wirelen), link.offset, link)
+
+    def _not_ip(self, link: LinkResult) -> None:
+        """Account for a frame whose link layer carries no IP: a weird if it is broken, else a
+        count per ethertype (Zeek's non-IP packets are not errors)."""
+        if link.weird:
+            self._drop(link.weird, link.source)
+        else:
+            self.stats.non_ip[link.ethertype] += 1
 
     def _ip(self, pkt: Packet, off: int, link: LinkResult | None) -> IPDatagram | None:
         data = pkt.data
