@@ -26,6 +26,7 @@ TRANSPORT_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp"}
 HIST_ANALYZER_LIMIT_REACHED = 0x400
 DPD_BUFFER_SIZE = 1024  # Zeek's dpd_buffer_size: bytes per connection kept for content sniffing
 DPD_MAX_PACKETS = 100
+DPD_IGNORE_VIOLATIONS_AFTER = 10 * 1024  # DPD::ignore_violations_after
 # Zeek analyzers that drop stream data while the TCP connection is "partial" (no SYN seen).
 SKIP_WHEN_PARTIAL = frozenset(
     {
@@ -231,8 +232,17 @@ class AnalyzerSlot:
         self._conn.confirm(service)
 
     def violation(self, reason: str) -> None:
-        log.debug("%s: %s violation: %s", self._conn.uid, self.spec.name, reason)
+        """Zeek's DPD (base/frameworks/analyzer/dpd.zeek): a violation within the connection's
+        first DPD::ignore_violations_after bytes removes the analyzer and takes its confirmed
+        service off the connection; later violations are ignored."""
+        conn = self._conn
+        log.debug("%s: %s violation: %s", conn.uid, self.spec.name, reason)
+        orig_size, resp_size = conn.adapter.sizes()
+        if orig_size + resp_size > DPD_IGNORE_VIOLATIONS_AFTER:
+            return
         self.active = False
+        if self.spec.name in conn.services:
+            conn.services.remove(self.spec.name)
 
     def weird(self, name: str, addl: str = "", ts: float | None = None) -> None:
         self._conn.weird(name, addl, source=self.spec.name.upper(), ts=ts)
