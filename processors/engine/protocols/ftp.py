@@ -126,6 +126,23 @@ _NUMBER = re.compile(r"[0-9]+")
 TELNET_IAC, TELNET_SB, TELNET_SE = 255, 250, 240
 
 
+@dataclass(frozen=True)
+class FtpConfig:
+    """What Zeek's scripts let a site redef; the default is plain ``zeek -r``."""
+
+    logged_commands: frozenset[str] = LOGGED_COMMANDS  # FTP::logged_commands
+    capture_password: bool = False  # FTP::default_capture_password
+    log_at_least_one_command: bool = True  # FTP::log_at_least_one_command
+
+
+CONFIG_KEY = "ftp_config"
+
+
+def configure(engine: Any, config: FtpConfig) -> None:
+    """Use ``config`` for the FTP sessions ``engine`` analyses from now on."""
+    engine.analyzer_state[CONFIG_KEY] = config
+
+
 # ----------------------------------------------------------------------------- NVT lines
 
 
@@ -616,6 +633,8 @@ class FtpAnalyzer:
         self.adat: _Adat | None = None
         self.ssl_established = False
         self.info: FtpInfo | None = None
+        state = getattr(ctx, "shared_state", None) or {}
+        self.config: FtpConfig = state.get(CONFIG_KEY) or FtpConfig()
 
     # -- AppAnalyzer ------------------------------------------------------------------------
     def data(self, is_orig: bool, data: bytes, ts: float) -> None:
@@ -764,6 +783,7 @@ class FtpAnalyzer:
         if self.info is None:
             cid = self.ctx.conn_id
             info = FtpInfo(self.ts, self.ctx.uid, cid.columns(), cid.resp_h)
+            info.capture_password = self.config.capture_password
             self.info = info
             info.command_seq += 1
             info.pending[info.command_seq] = CmdArg(self.ts, "<init>", "", info.command_seq)
@@ -881,7 +901,7 @@ class FtpAnalyzer:
             info.arg = None
         if info.password is not None and hide:
             info.password = "<hidden>"
-        if info.command in LOGGED_COMMANDS:
+        if info.command in self.config.logged_commands:
             self.ctx.emit("ftp", self.record(info))
             info.logged_command_seen = True
         info.mime_type = info.file_size = info.data_channel = info.fuid = None
@@ -895,7 +915,7 @@ class FtpAnalyzer:
         for seq in sorted(info.pending):
             info.cmdarg = info.pending[seq]
             self._message()
-        if not info.logged_command_seen:
+        if not info.logged_command_seen and self.config.log_at_least_one_command:
             self.ctx.emit("ftp", self.record(info))
 
     def record(self, info: FtpInfo) -> Record:
