@@ -7,18 +7,43 @@ heavy dependencies load only when that verb runs.
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 
 import click
 
+from wirestream.broker import BrokerError
 from wirestream.config import ConfigError, Settings, load_settings
 from wirestream.logs import setup_logging
+
+log = logging.getLogger(__name__)
 
 # verb -> "module:attribute" of a click command or group.
 VERBS: dict[str, str] = {}
 
 
+def _user_facing(exc: Exception) -> bool:
+    """Errors whose message already says what is wrong (bad settings, no broker, Kafka refused):
+    shown as one ``Error:`` line instead of a traceback. Kafka's exception class is looked up
+    only when confluent_kafka was imported, so this check does not load it."""
+    if isinstance(exc, ConfigError | BrokerError):
+        return True
+    kafka = sys.modules.get("confluent_kafka")
+    return kafka is not None and isinstance(exc, kafka.KafkaException)
+
+
 class LazyGroup(click.Group):
+    """Verbs imported on first use; known operational errors end as one line, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            if not _user_facing(exc):
+                raise
+            log.debug("%s failed", ctx.info_name, exc_info=True)
+            raise click.ClickException(str(exc)) from exc
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *VERBS])
 
@@ -30,6 +55,7 @@ class LazyGroup(click.Group):
 
 
 def register(name: str, target: str) -> None:
+    """Add a verb: ``target`` is ``"module.path:click_object"``, imported when the verb runs."""
     VERBS[name] = target
 
 
@@ -72,6 +98,7 @@ def settings_of(ctx: click.Context) -> Settings:
 
 
 def main() -> None:
+    """Console entry point (``wirestream``)."""
     try:
         cli(prog_name="wirestream")
     except ConfigError as exc:
