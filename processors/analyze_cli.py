@@ -25,7 +25,12 @@ from wirestream.processors.engine.bpf import (
     CaptureFilter,
     packet_filter_record,
 )
-from wirestream.processors.engine.pcapio import CaptureError, CaptureStats, read_packets
+from wirestream.processors.engine.pcapio import (
+    CaptureError,
+    CaptureStats,
+    check_capture_file,
+    read_packets,
+)
 from wirestream.schemas.zeek_types import Column, LogSchema, parse_type, zeek_log_schemas
 from wirestream.schemas.zeeklog import ZeekLogWriter
 
@@ -234,8 +239,14 @@ def analyze_traces(
 ) -> AnalyzeResult:
     """Run one analysis into ``out_dir`` (created if needed); the API behind the command."""
     for trace in traces:
-        if trace != "-" and not Path(trace).is_file():
+        if trace == "-":
+            continue
+        if not Path(trace).is_file():
             raise AnalyzeError(f"{trace}: no such capture file")
+        try:
+            check_capture_file(trace)  # refuse a non-capture before any output is made
+        except CaptureError as exc:
+            raise AnalyzeError(str(exc)) from exc
     if engine not in ("auto", "builtin", "zeek"):
         raise AnalyzeError(f"unknown engine {engine!r}: use auto, builtin or zeek")
     zeek = None

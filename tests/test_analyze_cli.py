@@ -122,6 +122,7 @@ def test_bad_inputs_are_clear_errors(tmp_path: Path) -> None:
     junk.write_bytes(b"this is not a capture at all")
     result = run(str(junk), "--out", str(tmp_path / "o2"), "--engine", "builtin")
     assert result.exit_code != 0 and "unknown file format" in result.output
+    assert not (tmp_path / "o2").exists()  # refused before any output was made
 
 
 def test_truncated_trace_keeps_logs_of_what_came_before(tmp_path: Path) -> None:

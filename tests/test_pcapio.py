@@ -171,3 +171,32 @@ def test_corrupt_captures_raise_capture_error_only(data) -> None:
             assert len(packet.data) <= 262_144
     except CaptureError:
         pass
+
+
+@pytest.mark.parametrize("big_endian", [False, True])
+def test_capture_format_by_magic(big_endian: bool) -> None:
+    from wirestream.processors.engine.pcapio import capture_format
+
+    assert capture_format(pcap_bytes([(1.0, FRAME)], big_endian=big_endian)[:4]) == "pcap"
+    assert capture_format(pcapng_bytes([(DLT_EN10MB, None)], [(0, 1.0, FRAME)])[:4]) == "pcapng"
+    assert capture_format(b"GET / HTTP/1.1") is None
+    assert capture_format(b"\xd4\xc3") is None
+
+
+def test_check_capture_file_refuses_non_captures(tmp_path) -> None:
+    from wirestream.processors.engine.pcapio import check_capture_file
+
+    good = tmp_path / "good.pcap"
+    good.write_bytes(pcap_bytes([(1.0, FRAME)]))
+    assert check_capture_file(good) == "pcap"
+    cases = {
+        "text.pcap": (b"hello world\n", "unknown file format"),
+        "empty.pcap": (b"", "empty file"),
+        "short.pcap": (b"\xd4\xc3", "truncated capture"),
+    }
+    for name, (data, message) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(CaptureError, match=message):
+            check_capture_file(tmp_path / name)
+    with pytest.raises(CaptureError, match="cannot open"):
+        check_capture_file(tmp_path / "missing.pcap")

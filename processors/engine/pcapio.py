@@ -82,6 +82,45 @@ def open_source(source: str | Path | BinaryIO) -> tuple[BinaryIO, bool]:
     return source, False
 
 
+def capture_format(head: bytes) -> str | None:
+    """``"pcap"`` or ``"pcapng"`` by a file's first four bytes (either byte order); else None."""
+    if len(head) < 4:
+        return None
+    if struct.unpack("<I", head[:4])[0] == PCAPNG_SHB:
+        return "pcapng"
+    if (
+        struct.unpack("<I", head[:4])[0] in PCAP_MAGICS
+        or struct.unpack(">I", head[:4])[0] in PCAP_MAGICS
+    ):
+        return "pcap"
+    return None
+
+
+def _known_format(head: bytes, name: str) -> str:
+    """The capture format of ``head``; CaptureError saying what the file is not, otherwise."""
+    if not head:
+        raise CaptureError(f"{name}: empty file, not a packet capture")
+    found = capture_format(head)
+    if found is None:
+        raise CaptureError(
+            f"{name}: unknown file format (magic {head[:4].hex()}); expected pcap or pcapng"
+        )
+    return found
+
+
+def check_capture_file(path: str | Path) -> str:
+    """The format of the capture at ``path``, read from its magic number alone, so a command can
+    refuse a file that is not a capture before it creates any output; CaptureError otherwise."""
+    if str(path) == "-":
+        raise ValueError("stdin cannot be checked without consuming it")
+    stream, _ = open_source(Path(path))
+    with stream:
+        head = stream.read(4)
+    if 0 < len(head) < 4:
+        raise CaptureError(f"{path}: truncated capture: the file header needs 4 bytes")
+    return _known_format(head, str(path))
+
+
 def read_packets(
     source: str | Path | BinaryIO, stats: CaptureStats | None = None
 ) -> Iterator[Packet]:
@@ -91,19 +130,11 @@ def read_packets(
     name = str(source) if isinstance(source, (str, Path)) else getattr(source, "name", "<stream>")
     try:
         head = _read_exact(stream, 4, stats, name, "file header")
-        if not head:
-            raise CaptureError(f"{name}: empty file, not a packet capture")
-        magic_le = struct.unpack("<I", head)[0]
-        if magic_le == PCAPNG_SHB:
-            stats.format = "pcapng"
+        stats.format = _known_format(head, name)
+        if stats.format == "pcapng":
             yield from _pcapng(stream, head, stats, name)
-        elif magic_le in PCAP_MAGICS or struct.unpack(">I", head)[0] in PCAP_MAGICS:
-            stats.format = "pcap"
-            yield from _pcap(stream, head, stats, name)
         else:
-            raise CaptureError(
-                f"{name}: unknown file format (magic {head.hex()}); expected pcap or pcapng"
-            )
+            yield from _pcap(stream, head, stats, name)
     finally:
         if owned:
             with contextlib.suppress(OSError):
