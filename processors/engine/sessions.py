@@ -475,12 +475,14 @@ class Connection:
         for spec in specs:
             if self.transport in spec.transports:
                 self._attach(spec)
-        if not self.slots:
-            self._sniff = [
-                s
-                for s in REGISTRY.values()
-                if s.sniff is not None and self.transport in s.transports
-            ]
+        # Zeek's PIA matches the DPD signatures next to the port-based analyzers (HTTP on
+        # port 22 is found although SSH was attached by port and fails).
+        attached = {slot.spec.name for slot in self.slots}
+        self._sniff = [
+            s
+            for s in REGISTRY.values()
+            if s.sniff is not None and self.transport in s.transports and s.name not in attached
+        ]
 
     def _attach(self, spec: AnalyzerSpec) -> AnalyzerSlot | None:
         slot = AnalyzerSlot(self, spec)
