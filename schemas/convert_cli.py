@@ -21,6 +21,8 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 from wirestream.schemas.avro import avro_schema
 from wirestream.schemas.codec import avro_datum, record_of_datum, wire_schema
+from wirestream.schemas.zeeklog.errors import ZeekLogError
+from wirestream.schemas.zeeklog.reader import zeek_log_header
 
 log = logging.getLogger(__name__)
 
@@ -140,10 +142,14 @@ def convert(logs: tuple[Path, ...], fmt: str, out: Path, codec: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     total = 0
     for source, target in tqdm(list(zip(logs, targets, strict=True)), desc="logs", unit="file"):
-        if fmt == "avro":
-            count = convert_to_avro(source, target, codec)
-        else:
-            count = convert_to_parquet(source, target)
+        try:
+            zeek_log_header(source)  # refuse a file that is no Zeek log before writing anything
+            if fmt == "avro":
+                count = convert_to_avro(source, target, codec)
+            else:
+                count = convert_to_parquet(source, target)
+        except ZeekLogError as exc:  # not a Zeek log, or broken before its header ended
+            raise click.ClickException(str(exc)) from exc
         total += count
         tqdm.write(f"{source} -> {target} ({count} records)")
     click.echo(f"{len(logs)} log(s), {total} records -> {out}", err=True)

@@ -71,3 +71,22 @@ def test_clashing_outputs_are_refused(shared, tmp_path):
         + ["--to", "avro", "--out", str(tmp_path)],
     )
     assert result.exit_code != 0 and "separate --out" in result.output
+
+
+@pytest.mark.parametrize("fmt", ["avro", "parquet"])
+def test_files_that_are_not_logs_are_one_line_errors(tmp_path, fmt):
+    import gzip
+
+    cases = {
+        "notes.md": (b"# Notes\n\ntext\n", "not a Zeek log"),
+        "empty.log": (b"", "empty file"),
+        "cut.log.gz": (gzip.compress(b"#separator \\x09\n")[:12], "broken before the header"),
+    }
+    for name, (data, message) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        result = CliRunner().invoke(
+            cli, ["convert", str(tmp_path / name), "--to", fmt, "--out", str(tmp_path / "o")]
+        )
+        assert result.exit_code == 1, (name, result.output)
+        assert isinstance(result.exception, SystemExit)
+        assert f"Error: {name}: " in result.output and message in result.output

@@ -119,6 +119,26 @@ def test_names_only_tsv_uses_known_types():
     assert row == {"uid": "C1", "orig_pkts": 3, "conn_state": "SF"}
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"# wirestream\n\nSome prose, not a log.\n",
+        b"\xd4\xc3\xb2\xa1\x02\x00\x04\x00\x00\x00",  # a pcap file header
+        b"ts\tnot a name\n1.0\tx\n",
+    ],
+)
+def test_text_that_is_not_a_log_is_refused(tmp_path, data):
+    """A first line that is no header and no column names is no log (for commands given files)."""
+    from wirestream.schemas.zeeklog.reader import zeek_log_header
+
+    path = tmp_path / "x.log"
+    path.write_bytes(data)
+    with pytest.raises(ZeekLogError, match="not a Zeek log"):
+        zeek_log_header(path)
+    path.write_bytes(b"ts\tid.orig_h\n1.0\t10.0.0.1\n")
+    assert zeek_log_header(path).fields == ("ts", "id.orig_h")
+
+
 def test_writer_output_reads_back(tmp_path):
     schema = zeek_log_schemas()["conn"]
     path = tmp_path / "conn.log.gz"

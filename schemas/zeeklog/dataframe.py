@@ -35,6 +35,7 @@ from wirestream.schemas.zeeklog.escape import display_text, unescape_field
 from wirestream.schemas.zeeklog.json_lines import JsonOptions
 from wirestream.schemas.zeeklog.reader import (
     GZIP_MAGIC,
+    GZIP_TRUNCATION_ERRORS,
     ZeekLogHeader,
     open_binary,
     read_zeek_records,
@@ -107,7 +108,10 @@ def _starts_like_json(path: Path) -> bool:
     """Peek (through gzip) at the first byte: JSON logs go to the exact reader straight away."""
     stream, _ = open_binary(path)
     with stream:
-        return stream.read(64).lstrip()[:1] == b"{"
+        try:
+            return stream.read(64).lstrip()[:1] == b"{"
+        except GZIP_TRUNCATION_ERRORS:
+            return False  # the header reader says what is broken, as ZeekLogTruncatedError
 
 
 def _read_fast(path: Path, schema: LogSchema | None) -> pd.DataFrame:

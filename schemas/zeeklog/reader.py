@@ -35,8 +35,11 @@ from wirestream.schemas.zeeklog.tsv import DEFAULT_DIALECT, TsvDialect, field_pa
 log = logging.getLogger(__name__)
 
 GZIP_MAGIC = b"\x1f\x8b"
-_TRUNCATION = (EOFError, zlib.error, gzip.BadGzipFile)
+# What a gzip stream that ends early or is corrupt raises while it is read.
+GZIP_TRUNCATION_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
 _SEPARATOR_LINE = re.compile(r"^(?P<prefix>[^\t]*?)separator[ \t](?P<value>.*)$")
+# A Zeek column name: record field identifiers joined by dots (``id.orig_h``).
+_COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _LOGGED_PROBLEMS = 10
 
 Source = str | os.PathLike[str] | IO[bytes]
@@ -140,7 +143,7 @@ class ZeekLog:
                 if held is not None:
                     yield held[0], bytes_text(held[1])
                 return
-            except _TRUNCATION as exc:
+            except GZIP_TRUNCATION_ERRORS as exc:
                 self._truncated(exc, partial=held is not None)
                 return
             self._line_number += 1
@@ -421,7 +424,7 @@ def read_zeek_records(
             strict=strict,
             utf8=utf8,
         )
-    except _TRUNCATION as exc:
+    except GZIP_TRUNCATION_ERRORS as exc:
         stream.close()
         raise ZeekLogTruncatedError(
             f"{name}: broken before the header ended: {exc}", line_number=0, rows_read=0
@@ -429,3 +432,21 @@ def read_zeek_records(
     except BaseException:
         stream.close()
         raise
+
+
+def zeek_log_header(path: str | os.PathLike[str]) -> ZeekLogHeader:
+    """The header of the log at ``path``; ZeekLogError when the file is no Zeek log at all.
+
+    The reader itself takes any first line as tab-separated column names (so it round-trips any
+    text), which would let a command turn a README or a pcap into a one-column "log". Commands
+    that are handed arbitrary files ask here first.
+    """
+    with read_zeek_records(path, strict=False) as zlog:
+        header = zlog.header
+    names_only = header.format == "tsv" and not header.has_meta
+    if names_only and not all(_COLUMN_NAME.fullmatch(name) for name in header.fields):
+        raise ZeekLogError(
+            f"{zlog.name}: not a Zeek log: the first line is neither a #separator header, "
+            "JSON, nor tab-separated column names"
+        )
+    return header
