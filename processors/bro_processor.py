@@ -64,6 +64,7 @@ FILE_CHUNK_BYTES = 512 * 1024
 MAX_FILE_BYTES = 64 * 1024 * 1024  # extracted files beyond this are cut (and marked truncated)
 FINALISE_WINDOW = 120.0  # seconds a send's completion is re-checked after this processor's part
 RECHECK_EVERY = 2.0
+ASSIGN_SETTLE = 30.0  # seconds an assignment waits for in-flight capture-parts transactions
 # Java's default partitioner: a uid lands in the same partition number of every log topic, for
 # our consumers and for Kafka Streams / ksqlDB joins alike.
 LOG_PARTITIONER = "murmur2_random"
@@ -294,7 +295,10 @@ class BroProcessor:
 
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         log.info("assigned %s", [p.partition for p in partitions])
-        self._finish(self.parts.refresh())
+        # Every stream committed before this assignment must be known, or it would be analysed
+        # and published again: wait out transactions being committed right now (the previous
+        # owner's last commit returned before it gave the partition up; its markers may lag).
+        self._finish(self.parts.refresh(settle=ASSIGN_SETTLE))
         self.completed = set(self.parts.streams)
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:

@@ -45,12 +45,21 @@ class CompactedTopicReader:
 
     def __init__(self, settings: Settings, topic: str) -> None:
         self.topic = topic
+        # A short fetch wait: the broker answers a connection's requests in order, so a fetch
+        # long-polling at the end of the topic (500 ms by default) would delay every watermark
+        # and metadata request behind it.
         self.consumer = make_consumer(
-            settings, f"wirestream-reader-{uuid.uuid4().hex}", **{"enable.partition.eof": True}
+            settings,
+            f"wirestream-reader-{uuid.uuid4().hex}",
+            **{"enable.partition.eof": True, "fetch.wait.max.ms": 10},
         )
         self.assigned: set[int] = set()
+        self._metadata_at = 0.0
 
     def _assign_new_partitions(self) -> None:
+        if self.assigned and time.monotonic() - self._metadata_at < 60:
+            return  # partitions rarely change; look again each minute
+        self._metadata_at = time.monotonic()
         meta = self.consumer.list_topics(self.topic, timeout=10).topics.get(self.topic)
         if meta is None or meta.error is not None:
             return
@@ -147,10 +156,14 @@ class PartsIndex:
         # sha256 of every extracted file some committed part stored (content-addressed chunks).
         self.file_hashes: set[str] = set()
 
-    def refresh(self) -> list[tuple[str, list[CapturePart]]]:
-        """Reads new parts; returns the sends that became complete, with all their parts."""
+    def refresh(self, settle: float = 0.0) -> list[tuple[str, list[CapturePart]]]:
+        """Reads new parts; returns the sends that became complete, with all their parts.
+
+        ``settle``: how long to wait for transactions still being committed (see
+        :class:`CompactedTopicReader`); 0 reads what is visible now, the rest comes later.
+        """
         done = []
-        for key, value in self.reader.refresh():
+        for key, value in self.reader.refresh(timeout=max(30.0, settle + 10), settle=settle):
             try:
                 part = CapturePart.from_bytes(value)
             except (ValueError, TypeError) as exc:
