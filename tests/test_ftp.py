@@ -342,3 +342,24 @@ def test_ftp_logs_match_zeek_reference(shared, tmp_path, case: str, logs, exact)
 
     result = compare_case(shared, case, logs, tmp_path)
     assert {log: score["exact"] for log, score in result.items()} == exact, result
+
+
+# ----------------------------------------------------------------------------- expected connections
+
+
+def test_scheduled_analyzers_match_exact_or_any_originator_until_expiry() -> None:
+    from wirestream.processors.engine.expected import ScheduledAnalyzers
+
+    table = ScheduledAnalyzers()
+    table.schedule("10.0.0.1", "10.0.0.2", 5000, "tcp", "ftp_data", 100.0, now=0.0)
+    table.schedule(None, "2001:db8:0::7", 6000, "tcp", "ftp_data", 100.0, now=0.0)
+    assert table.lookup("10.0.0.1", "10.0.0.2", 5000, "tcp", 50.0) == ["ftp_data"]
+    assert table.lookup("10.0.0.9", "10.0.0.2", 5000, "tcp", 50.0) == []  # other originator
+    assert table.lookup("10.0.0.1", "10.0.0.2", 5000, "udp", 50.0) == []
+    assert table.lookup("2001:db8::9", "2001:db8::7", 6000, "tcp", 50.0) == ["ftp_data"]
+    assert table.lookup("10.0.0.1", "10.0.0.2", 5000, "tcp", 100.0) == []  # expired
+    table.schedule("10.0.0.1", "10.0.0.2", 5000, "tcp", "ftp_data", 300.0, now=150.0)
+    table.schedule("10.0.0.1", "10.0.0.2", 5000, "tcp", "ftp_data", 200.0, now=150.0)
+    assert table.lookup("10.0.0.1", "10.0.0.2", 5000, "tcp", 250.0) == ["ftp_data"]
+    table.expire(400.0)
+    assert len(table) == 0

@@ -25,7 +25,8 @@ class ScheduledAnalyzers:
 
     def __init__(self) -> None:
         self._entries: dict[ExpectKey, dict[str, float]] = {}
-        self._expiry: list[tuple[float, ExpectKey, str]] = []
+        self._expiry: list[tuple[float, int, ExpectKey, str]] = []  # seq breaks ties
+        self._seq = 0
 
     def schedule(
         self,
@@ -49,7 +50,8 @@ class ScheduledAnalyzers:
         names = self._entries.setdefault(key, {})
         if names.get(analyzer, -1.0) < expires:
             names[analyzer] = expires
-            heapq.heappush(self._expiry, (expires, key, analyzer))
+            self._seq += 1
+            heapq.heappush(self._expiry, (expires, self._seq, key, analyzer))
 
     def lookup(
         self, orig_h: str, resp_h: str, resp_p: int, transport: str, now: float
@@ -68,7 +70,7 @@ class ScheduledAnalyzers:
     def expire(self, now: float) -> None:
         heap = self._expiry
         while heap and heap[0][0] <= now:
-            expires, key, name = heapq.heappop(heap)
+            expires, _seq, key, name = heapq.heappop(heap)
             names = self._entries.get(key)
             if names is not None and names.get(name) == expires:
                 del names[name]
