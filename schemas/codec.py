@@ -36,6 +36,7 @@ from typing import Any, Protocol
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from wirestream.schemas.avro import AvroSchema, fingerprint, schema_json, zeek_log_of
 from wirestream.schemas.fastencode import Encoder, make_encoder, ticks
+from wirestream.schemas.zeeklog.escape import PUA_BYTE_BASE, bytes_text
 
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 SINGLE_OBJECT_HEADER = 10
@@ -47,21 +48,24 @@ Record = dict[str, Any]
 _TIME_SCALE = {"timestamp-micros": "1000000", "timestamp-millis": "1000"}
 
 
-_ESCAPED = re.compile("[\udc80-\udcff\U000f0080-\U000f00ff]")
-_PUA = re.compile("[\U000f0080-\U000f00ff]+")
+# Non-UTF-8 bytes as surrogates, or text already in the PUA byte range (U+F0080..U+F00FF).
+_PUA_HIGH = f"{chr(PUA_BYTE_BASE + 0x80)}-{chr(PUA_BYTE_BASE + 0xFF)}"
+_ESCAPED = re.compile(f"[\udc80-\udcff{_PUA_HIGH}]")
+_PUA = re.compile(f"[{_PUA_HIGH}]+")
 _PUA_UTF8 = (b"\xf3\xb0\x82", b"\xf3\xb0\x83")  # UTF-8 lead bytes of U+F0080..U+F00FF
 
 
 def _pua_of(match: re.Match[str]) -> str:
     cp = ord(match.group())
     if cp <= 0xDCFF:  # a non-UTF-8 byte (surrogateescape) -> its PUA code point
-        return chr(0xF0000 + cp - 0xDC00)
-    return "".join(chr(0xF0000 + b) for b in match.group().encode())  # genuine PUA: its bytes
+        return chr(PUA_BYTE_BASE + cp - 0xDC00)
+    return "".join(chr(PUA_BYTE_BASE + b) for b in match.group().encode())  # genuine PUA: its bytes
 
 
 def _bytes_of(match: re.Match[str]) -> str:
-    raw = bytes(ord(c) - 0xF0000 for c in match.group())
-    return raw.decode("utf-8", "surrogateescape")  # genuine PUA chars reassemble here
+    return bytes_text(
+        bytes(ord(c) - PUA_BYTE_BASE for c in match.group())
+    )  # genuine PUA chars reassemble here
 
 
 def pua_escape(value: Any) -> Any:

@@ -28,7 +28,9 @@ _JSON_ALLOWED_CONTROLS = frozenset(b"\b\f\n\r\t")
 _HEX = [b"\\x%02x" % i for i in range(256)]
 _UNESCAPE_RE = re.compile(rb"\\(\\|x[0-9a-fA-F]{2})")
 _HEADER_UNESCAPE_RE = re.compile(rb"\\x([0-9a-fA-F]{2})")
-_PUA_RE = re.compile("[\U000f0000-\U000f00ff]")
+# Zeek's STRING_ESCAPE_POLICY_PUA writes byte b as code point U+F0000 + b (plane 15 private use).
+PUA_BYTE_BASE = 0xF0000
+_PUA_RE = re.compile(f"[{chr(PUA_BYTE_BASE)}-{chr(PUA_BYTE_BASE + 0xFF)}]")
 
 
 def text_bytes(text: str) -> bytes:
@@ -238,5 +240,5 @@ def undo_pua(text: str) -> str:
     """Map the PUA policy's U+F00NN code points back to the bytes they stand for."""
     if not _PUA_RE.search(text):
         return text
-    mapped = _PUA_RE.sub(lambda m: bytes_text(bytes((ord(m.group(0)) - 0xF0000,))), text)
+    mapped = _PUA_RE.sub(lambda m: bytes_text(bytes((ord(m.group(0)) - PUA_BYTE_BASE,))), text)
     return bytes_text(text_bytes(mapped))  # adjacent bytes may form valid UTF-8 again

@@ -25,6 +25,7 @@ from wirestream.processors.engine.api import (
     register,
 )
 from wirestream.schemas.zeeklog.escape import bytes_text as text
+from wirestream.schemas.zeeklog.escape import text_bytes
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ def opcode_name(n: int, netbios: bool) -> str:
 
 def decode_netbios_name(name: str) -> str:
     """First-level NetBIOS name decoding (RFC 1001 'half-ASCII'), as Zeek's decode_netbios_name."""
-    raw = name.encode("utf-8", "surrogateescape")
+    raw = text_bytes(name)
     if len(raw) != 32:
         return ""
     out = bytearray()

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wirestream.processors.engine.api import AnalyzerContext, Record
+from wirestream.schemas.zeeklog.escape import bytes_text
 
 log = logging.getLogger(__name__)
 
@@ -559,7 +560,7 @@ def _extension(c: Certificate, ext: Tlv) -> None:
         for n in names:
             kind = n.tag & 0x1F
             if kind in (1, 2, 6) and n.tag & 0xC0 == 0x80:
-                text = n.value.decode("utf-8", "surrogateescape")
+                text = bytes_text(n.value)
                 {1: email, 2: dns, 6: uri}[kind].append(text)
             elif kind == 7 and n.tag & 0xC0 == 0x80:
                 if len(n.value) == 4:
