@@ -41,6 +41,12 @@ POLICY_COLUMNS: dict[str, dict[str, list[Column]]] = {
     "vlan-logging": {
         "conn": [Column("vlan", parse_type("int")), Column("inner_vlan", parse_type("int"))]
     },
+    "mac-logging": {
+        "conn": [
+            Column("orig_l2_addr", parse_type("string")),
+            Column("resp_l2_addr", parse_type("string")),
+        ]
+    },
 }
 
 
@@ -116,6 +122,7 @@ class AnalyzeOptions:
     policies: tuple[str, ...] = ()
     seed: int | None = None
     x509_in_files_log: bool = False  # X509::log_x509_in_files_log: certificates in files.log
+    delay_teredo_confirmation: bool = True  # Tunnel::delay_teredo_confirmation
 
 
 @dataclass
@@ -159,6 +166,8 @@ def build_engine(sink: Any, options: AnalyzeOptions) -> Any:
         local_nets=options.local_nets or None,
         seed=options.seed,
         conn_vlan_columns="vlan-logging" in options.policies,
+        conn_l2_columns="mac-logging" in options.policies,
+        delay_teredo_confirmation=options.delay_teredo_confirmation,
     )
     config = FilesConfig(hashes=options.hashes, extract=options.extract)
     engine.files = FileManager(
@@ -321,7 +330,14 @@ def analyze_traces(
     "--policy",
     "policies",
     multiple=True,
-    help="Optional Zeek policy whose columns to add (vlan-logging).",
+    help="Optional Zeek policy whose columns to add: vlan-logging, mac-logging (repeatable).",
+)
+@click.option(
+    "--delay-teredo-confirmation/--no-delay-teredo-confirmation",
+    default=True,
+    show_default=True,
+    help="Zeek's Tunnel::delay_teredo_confirmation: confirm a Teredo tunnel only once both "
+    "sides were seen.",
 )
 @click.option(
     "--x509-in-files-log",
@@ -350,6 +366,7 @@ def analyze_command(
     bare: bool,
     seed: int | None,
     x509_in_files_log: bool,
+    delay_teredo_confirmation: bool,
 ) -> None:
     """Analyze packet captures (pcap/pcapng, '-' for stdin) into Zeek logs in --out."""
     settings = ctx.find_root().obj
@@ -363,6 +380,7 @@ def analyze_command(
         policies=policies,
         seed=seed,
         x509_in_files_log=x509_in_files_log,
+        delay_teredo_confirmation=delay_teredo_confirmation,
     )
     chosen = engine or (getattr(settings, "engine", None) or "auto")
     zeek_path = getattr(settings, "zeek_path", "") or os.environ.get("WIRESTREAM_ZEEK_PATH", "")
