@@ -11,8 +11,12 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 CONN_NUMBERS = [
     "duration",
@@ -83,7 +87,7 @@ def http_bytes_by_host_and_mime(http: pd.DataFrame) -> pd.DataFrame:
     return table.fillna(0).astype("int64")
 
 
-def plot_http_bytes(http: pd.DataFrame, path: Path | None = None):
+def plot_http_bytes(http: pd.DataFrame, path: Path | None = None) -> Figure:
     """Stacked bar plot of response bytes per host by MIME type; saved to ``path`` if given."""
     import matplotlib
 

@@ -251,7 +251,9 @@ def make_server(
     return server
 
 
-def serve_in_thread(state: RegistryState, host: str = "127.0.0.1", port: int = 0):
+def serve_in_thread(
+    state: RegistryState, host: str = "127.0.0.1", port: int = 0
+) -> tuple[ThreadingHTTPServer, str]:
     """Start a registry in a daemon thread; returns (server, base URL). Stop: ``server.shutdown()``."""
     server = make_server(state, host, port)
     threading.Thread(target=server.serve_forever, name="schema-registry", daemon=True).start()

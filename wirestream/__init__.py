@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     """Lazy top-level access to the consumer API (``wirestream.read``...), loaded on first use."""
     import importlib
 

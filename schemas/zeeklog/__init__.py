@@ -7,6 +7,8 @@ Zeek strings are bytes: bytes that are not UTF-8 ride in the ``str`` as lone sur
 (``surrogateescape``); :func:`text_bytes` returns them, :func:`display_text` makes them printable.
 """
 
+from typing import Any
+
 from wirestream.schemas.zeeklog.errors import LineProblem, ZeekLogError, ZeekLogTruncatedError
 from wirestream.schemas.zeeklog.escape import display_text, text_bytes
 from wirestream.schemas.zeeklog.json_lines import JsonOptions
@@ -15,7 +17,7 @@ from wirestream.schemas.zeeklog.tsv import DEFAULT_DIALECT, TsvDialect, format_v
 from wirestream.schemas.zeeklog.writer import ZeekLogWriter, format_log_timestamp
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     """``read_zeek_log`` pulls in pandas/pyarrow: load it only when asked for."""
     if name == "read_zeek_log":
         from wirestream.schemas.zeeklog.dataframe import read_zeek_log

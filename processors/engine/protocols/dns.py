@@ -16,6 +16,7 @@ import ipaddress
 import logging
 import struct
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from wirestream.processors.engine.api import (
@@ -611,7 +612,7 @@ class _Pending:
     def __init__(self) -> None:
         self.queues: OrderedDict[int, deque[_Info]] = OrderedDict()
 
-    def put(self, tid: int, info: _Info, flush) -> None:
+    def put(self, tid: int, info: _Info, flush: Callable[[_Info], None]) -> None:
         q = self.queues.get(tid)
         if q is None:
             if len(self.queues) > MAX_PENDING_QUERY_IDS:
@@ -639,7 +640,7 @@ class _Pending:
                 return self.pop(tid)
         return None
 
-    def drain(self, flush) -> None:
+    def drain(self, flush: Callable[[_Info], None]) -> None:
         for q in self.queues.values():
             for info in q:
                 flush(info)
