@@ -17,6 +17,14 @@ from wirestream.schemas.zeeklog import ZeekLogTruncatedError, read_zeek_records
 from wirestream.schemas.zeeklog.dataframe import _read_fast, read_zeek_log
 
 SAMPLES = "samples/zeek-logs"
+HEADER = "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n"
+
+
+def read_both_ways(path: Path) -> pd.DataFrame:
+    """The fast reader's frame, after checking it equals the exact reader's to the bit."""
+    frame = read_zeek_log(path)
+    pd.testing.assert_frame_equal(frame, read_zeek_log(path, exact=True), check_exact=True)
+    return frame
 
 
 @pytest.mark.parametrize(
@@ -111,12 +119,10 @@ def test_frame_from_records_matches_file_reader(shared):
 def test_escapes_and_empty_values_in_frames(tmp_path):
     log = tmp_path / "x.log"
     log.write_text(
-        "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tx\n"
-        "#fields\ts\tss\td\n#types\tstring\tset[string]\tdouble\n"
+        HEADER + "#path\tx\n#fields\ts\tss\td\n#types\tstring\tset[string]\tdouble\n"
         "a\\x09b\\\\c\t\\x2c,(empty)\t-0.0\n(empty)\t(empty)\t5\n-\t-\t-\n\\xff\tx\t1.5\n"
     )
-    frame = read_zeek_log(log)
-    pd.testing.assert_frame_equal(frame, read_zeek_log(log, exact=True), check_exact=True)
+    frame = read_both_ways(log)
     assert frame["s"].tolist()[:2] == ["a\tb\\c", ""] and pd.isna(frame["s"].iloc[2])
     assert frame["s"].iloc[3] == "\\xff"  # a byte that is not UTF-8 shows as Zeek writes it
     assert list(frame["ss"].iloc[0]) == [",", ""] and list(frame["ss"].iloc[1]) == []
@@ -210,12 +216,10 @@ def test_zat_frames_keep_zeek_markers_and_text_bools(shared):
 def test_category_column_with_escapes_and_two_spellings(tmp_path):
     log = tmp_path / "c.log"
     log.write_text(
-        "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tc\n"
-        "#fields\tservice\tproto\n#types\tstring\tenum\n"
+        HEADER + "#path\tc\n#fields\tservice\tproto\n#types\tstring\tenum\n"
         "dns\ttcp\n\\x64ns\tudp\n(empty)\t-\n-\ttcp\n"
     )
-    frame = read_zeek_log(log)
-    pd.testing.assert_frame_equal(frame, read_zeek_log(log, exact=True), check_exact=True)
+    frame = read_both_ways(log)
     assert list(frame["service"].cat.categories) == ["", "dns"]
     assert frame["service"].tolist()[:3] == ["dns", "dns", ""] and pd.isna(frame["service"].iloc[3])
 
@@ -302,6 +306,5 @@ def test_fast_reader_equals_exact_reader_on_generated_logs(tmp_path):
 def test_crlf_log_reads_the_same_both_ways(shared, tmp_path):
     crlf = tmp_path / "conn.log"
     crlf.write_bytes((shared / SAMPLES / "tsv-2014/conn.log").read_bytes().replace(b"\n", b"\r\n"))
-    fast = read_zeek_log(crlf)
-    pd.testing.assert_frame_equal(fast, read_zeek_log(crlf, exact=True), check_exact=True)
+    fast = read_both_ways(crlf)
     pd.testing.assert_frame_equal(fast, read_zeek_log(shared / SAMPLES / "tsv-2014/conn.log"))
