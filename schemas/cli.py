@@ -120,8 +120,8 @@ def publish_cmd(ctx: click.Context, logs: tuple[str, ...], to_registry: bool) ->
 
     from wirestream.kafka import resolve_bootstrap
 
+    names = _known_logs(logs)  # a misspelt log is reported before any broker is looked for
     settings = resolve_bootstrap(settings_of(ctx))
-    names = _known_logs(logs)
     registry = None
     if to_registry:
         from wirestream.schemas.registry import ConfluentRegistry
@@ -138,7 +138,13 @@ def publish_cmd(ctx: click.Context, logs: tuple[str, ...], to_registry: bool) ->
 
 @schemas.command("registry")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8081, show_default=True, help="Port (8081 is Confluent's default).")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8081,
+    show_default=True,
+    help="Port (8081 is Confluent's default; 0 picks a free one).",
+)
 @click.option(
     "--memory",
     is_flag=True,

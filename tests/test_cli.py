@@ -46,6 +46,8 @@ def _boom(kind: str) -> None:
 
     if kind == "kafka":
         raise KafkaException(KafkaError(KafkaError._TRANSPORT, "broker went away"))
+    if kind == "os":
+        open("/nonexistent-dir/out.log", "w")  # noqa: SIM115 - raises FileNotFoundError
     raise ValueError("a bug")
 
 
@@ -58,6 +60,12 @@ def test_kafka_errors_are_one_line(isolated_env: Path, boom_verb: None) -> None:
     result = CliRunner().invoke(cli, ["boom", "kafka"])
     assert result.exit_code == 1
     assert "Error: " in result.output and "broker went away" in result.output
+
+
+def test_file_system_errors_are_one_line(isolated_env: Path, boom_verb: None) -> None:
+    result = CliRunner().invoke(cli, ["boom", "os"])
+    assert result.exit_code == 1
+    assert "Error: [Errno 2] No such file or directory: '/nonexistent-dir/out.log'" in result.output
 
 
 def test_unexpected_errors_keep_their_traceback(isolated_env: Path, boom_verb: None) -> None:

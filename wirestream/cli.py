@@ -23,10 +23,13 @@ VERBS: dict[str, str] = {}
 
 
 def _user_facing(exc: Exception) -> bool:
-    """Errors whose message already says what is wrong (bad settings, no broker, Kafka refused):
-    shown as one ``Error:`` line instead of a traceback. Kafka's exception class is looked up
-    only when confluent_kafka was imported, so this check does not load it."""
-    if isinstance(exc, ConfigError | BrokerError):
+    """Errors whose message already says what is wrong (bad settings, no broker, Kafka refused,
+    a path that cannot be read or written): shown as one ``Error:`` line instead of a traceback
+    (``--log-level DEBUG`` logs it). Kafka's exception class is looked up only when
+    confluent_kafka was imported, so this check does not load it."""
+    if isinstance(exc, BrokenPipeError):  # output piped into e.g. `head`: not an error to report
+        return False
+    if isinstance(exc, ConfigError | BrokerError | OSError):
         return True
     kafka = sys.modules.get("confluent_kafka")
     return kafka is not None and isinstance(exc, kafka.KafkaException)
