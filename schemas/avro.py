@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
 
@@ -223,11 +223,6 @@ def fingerprint_int(fingerprint_hex: str) -> int:
 def zeek_log_of(schema: AvroSchema) -> str:
     """The Zeek log a record schema describes (``zeek_log``, else the record name)."""
     return schema.get("zeek_log") or schema["name"]
-
-
-def avro_schemas(logs: Iterable[LogSchema]) -> dict[str, AvroSchema]:
-    """Avro schemas of many logs, keyed by log name."""
-    return {log.name: avro_schema(log) for log in logs}
 
 
 @cache

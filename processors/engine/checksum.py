@@ -120,13 +120,3 @@ def datagram_checksum_ok(dg: IPDatagram, ignore_checksums: bool = False) -> bool
 def _addr_sum(text: str, version: int) -> int:
     """An address's share of the pseudo-header sum (packed and reduced mod 0xFFFF, once)."""
     return int.from_bytes(_packed(text, version), "big") % _MOD
-
-
-def bad_checksum_weird(proto: int) -> str:
-    """The weird Zeek reports for a failed transport checksum."""
-    return {
-        PROTO_TCP: "bad_TCP_checksum",
-        PROTO_UDP: "bad_UDP_checksum",
-        PROTO_ICMP: "bad_ICMP_checksum",
-        PROTO_ICMPV6: "bad_ICMP_checksum",
-    }.get(proto, "bad_checksum")
