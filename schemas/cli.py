@@ -95,7 +95,10 @@ def show_cmd(ctx: click.Context, log_or_fingerprint: str) -> None:
 )
 @click.option("--check", is_flag=True, help="Write nothing; fail if the folder is stale.")
 def generate_cmd(source: Path | None, out: Path | None, check: bool) -> None:
-    """Regenerate the .avsc files (same as python -m wirestream.schemas.generate)."""
+    """Regenerate the Avro .avsc file of every Zeek log from Zeek's field lists.
+
+    Same as ``python -m wirestream.schemas.generate``.
+    """
     from wirestream.schemas import generate
 
     argv = [*(["--from", str(source)] if source else []), *(["--out", str(out)] if out else [])]
