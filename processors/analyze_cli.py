@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import heapq
 import logging
-import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -33,6 +32,8 @@ from wirestream.processors.engine.pcapio import (
 )
 from wirestream.schemas.zeek_types import Column, LogSchema, parse_type, zeek_log_schemas
 from wirestream.schemas.zeeklog import ZeekLogWriter
+
+from wirestream.cli import settings_of
 
 log = logging.getLogger(__name__)
 
@@ -369,7 +370,7 @@ def analyze_command(
     delay_teredo_confirmation: bool,
 ) -> None:
     """Analyze packet captures (pcap/pcapng, '-' for stdin) into Zeek logs in --out."""
-    settings = ctx.find_root().obj
+    settings = settings_of(ctx)
     options = AnalyzeOptions(
         ignore_checksums=ignore_checksums,
         capture_filter=capture_filter,
@@ -382,8 +383,8 @@ def analyze_command(
         x509_in_files_log=x509_in_files_log,
         delay_teredo_confirmation=delay_teredo_confirmation,
     )
-    chosen = engine or (getattr(settings, "engine", None) or "auto")
-    zeek_path = getattr(settings, "zeek_path", "") or os.environ.get("WIRESTREAM_ZEEK_PATH", "")
+    chosen = engine or settings.engine
+    zeek_path = settings.zeek_path  # also WIRESTREAM_ZEEK_PATH, as every setting
     try:
         result = analyze_traces(
             list(traces),

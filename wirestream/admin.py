@@ -29,6 +29,7 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
+from wirestream.cli import settings_of
 from wirestream.config import Settings
 from wirestream.kafka import make_admin, resolve_bootstrap
 from wirestream.topics import TopicSpec, log_of_topic, log_topic_spec, system_topic_specs
@@ -273,12 +274,6 @@ def ensure_topics(
 # CLI: wirestream topics ...
 
 
-def _settings(ctx: click.Context) -> Settings:
-    from wirestream.cli import settings_of
-
-    return settings_of(ctx)
-
-
 @click.group("topics")
 def topics() -> None:
     """Create and inspect the pipeline's Kafka topics."""
@@ -291,7 +286,7 @@ def topics() -> None:
 @click.pass_context
 def create_cmd(ctx: click.Context, fix_configs: bool) -> None:
     """Create a topic per Zeek log plus the system topics (existing ones are checked)."""
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     specs = all_topic_specs(settings)
     try:
         outcome = ensure_topics(settings, specs, fix_configs=fix_configs)
@@ -312,7 +307,7 @@ def create_cmd(ctx: click.Context, fix_configs: bool) -> None:
 @click.pass_context
 def list_cmd(ctx: click.Context, show_all: bool, as_json: bool) -> None:
     """Partitions, replication factor, in-sync replicas and config overrides of each topic."""
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     ours = {s.name for s in all_topic_specs(settings)}
 
     def is_ours(name: str) -> bool:
