@@ -428,31 +428,54 @@ class BroProcessor:
         counts: dict[str, int] = {}
         failures: list[str] = []
 
-        def delivered(err: KafkaError | None, msg: Message, log_name: str | None = None) -> None:
-            if err is not None:
-                failures.append(str(err))
-                return
-            if log_name is None:
-                return
-            rng = offsets.setdefault(log_name, {}).setdefault(
-                msg.partition(), [msg.offset(), msg.offset()]
-            )
-            rng[0], rng[1] = min(rng[0], msg.offset()), max(rng[1], msg.offset())
+        def tracker(log_name: str) -> Callable[[KafkaError | None, Message], None]:
+            """A delivery callback per log, widening that log's offset range per partition."""
+            ranges = offsets.setdefault(log_name, {})
+
+            def delivered(err: KafkaError | None, msg: Message) -> None:
+                if err is not None:
+                    failures.append(str(err))
+                    return
+                offset = msg.offset()
+                rng = ranges.get(msg.partition())
+                if rng is None:
+                    ranges[msg.partition()] = [offset, offset]
+                elif offset < rng[0]:
+                    rng[0] = offset
+                elif offset > rng[1]:
+                    rng[1] = offset
+
+            return delivered
 
         self.topic_ensurer.ensure(set(stream.sink.counts))
+        callbacks: dict[str, Callable[[KafkaError | None, Message], None]] = {}
+        produce = self.producer.produce
         self.producer.begin_transaction()
         try:
             for m in stream.sink.spool:
-                topic_of[m.log] = m.topic
+                callback = callbacks.get(m.log)
+                if callback is None:
+                    callback = callbacks[m.log] = tracker(m.log)
+                    topic_of[m.log] = m.topic
                 counts[m.log] = counts.get(m.log, 0) + 1
-                self._produce(
-                    topic=m.topic,
-                    key=m.key,
-                    value=m.value,
-                    headers=m.headers,
-                    timestamp=m.timestamp_ms,
-                    on_delivery=lambda err, msg, lg=m.log: delivered(err, msg, lg),
-                )
+                try:
+                    produce(
+                        m.topic,
+                        m.value,
+                        m.key,
+                        headers=m.headers,
+                        timestamp=m.timestamp_ms,
+                        on_delivery=callback,
+                    )
+                except BufferError:
+                    self._produce(
+                        topic=m.topic,
+                        key=m.key,
+                        value=m.value,
+                        headers=m.headers,
+                        timestamp=m.timestamp_ms,
+                        on_delivery=callback,
+                    )
             files = [self._publish_file(f, marker) for f in stream.sink.files]
             if self.producer.flush(120):
                 failures.append("output not delivered within 120 s")

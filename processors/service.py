@@ -9,7 +9,6 @@ stays bounded however large the capture is (disk grows instead).
 from __future__ import annotations
 
 import logging
-import pickle
 import struct
 import tempfile
 from collections.abc import Callable, Iterator
@@ -74,6 +73,7 @@ class LogEncoder:
         self.publish_schema = publish_schema
         self._schemas: dict[str, tuple[AvroSchema, str]] = {}
         self._published: set[str] = set()
+        self._meta_cache: dict[tuple[str, str, str], tuple[str, list[tuple[str, bytes]]]] = {}
 
     def _schema(self, log_name: str, record: dict[str, Any]) -> tuple[AvroSchema, str]:
         have = self._schemas.get(log_name)
@@ -109,47 +109,73 @@ class LogEncoder:
             schema, fp = self._use(log_name, extended)
             value = codec.encode(record, schema)
         ts = record.get("ts")
+        topic, headers = self._meta(log_name, capture_id, fp)
         return OutMessage(
-            topic=topics.log_topic(log_name, self.settings),
+            topic=topic,
             key=record_key(record),
             value=value,
-            headers=headers_for(log_name, self.sensor, capture_id, fp),
+            headers=headers,
             timestamp_ms=int(ts * 1000) if isinstance(ts, (int, float)) else 0,
             log=log_name,
         )
 
+    def _meta(self, log_name: str, capture_id: str, fp: str) -> tuple[str, list[tuple[str, bytes]]]:
+        """Topic and headers, built once per (log, capture, schema) and shared by its records
+        (treat them as read-only)."""
+        key = (log_name, capture_id, fp)
+        meta = self._meta_cache.get(key)
+        if meta is None:
+            if len(self._meta_cache) > 10_000:
+                self._meta_cache.clear()
+            meta = self._meta_cache[key] = (
+                topics.log_topic(log_name, self.settings),
+                headers_for(log_name, self.sensor, capture_id, fp),
+            )
+        return meta
+
 
 class OutputSpool:
-    """Append-only store of :class:`OutMessage`, memory-bounded (spills to a temp file)."""
+    """Append-only store of :class:`OutMessage`, memory-bounded (spills to a temp file).
 
-    _LEN = struct.Struct("<I")
+    Each message is framed as ``<H q i I`` (id of its topic/log/headers, timestamp ms, key length
+    or -1, value length) + key + value; a stream's messages share few distinct topic/headers
+    combinations, kept once in a table.
+    """
+
+    _FRAME = struct.Struct("<HqiI")
 
     def __init__(self, max_memory: int = DEFAULT_SPOOL_MEMORY) -> None:
         self._file = tempfile.SpooledTemporaryFile(max_size=max_memory)  # noqa: SIM115
+        self._meta: list[tuple[str, str, list[tuple[str, bytes]]]] = []
+        self._meta_ids: dict[tuple[str, str, int], int] = {}
         self.count = 0
 
     def append(self, message: OutMessage) -> None:
-        blob = pickle.dumps(
-            (
-                message.topic,
-                message.key,
-                message.value,
-                message.headers,
-                message.timestamp_ms,
-                message.log,
-            ),
-            protocol=pickle.HIGHEST_PROTOCOL,
+        ident = (message.topic, message.log, id(message.headers))
+        meta_id = self._meta_ids.get(ident)
+        if meta_id is None:
+            meta_id = self._meta_ids[ident] = len(self._meta)
+            self._meta.append((message.topic, message.log, message.headers))
+        key = message.key
+        self._file.write(
+            self._FRAME.pack(
+                meta_id, message.timestamp_ms, -1 if key is None else len(key), len(message.value)
+            )
         )
-        self._file.write(self._LEN.pack(len(blob)))
-        self._file.write(blob)
+        if key:
+            self._file.write(key)
+        self._file.write(message.value)
         self.count += 1
 
     def __iter__(self) -> Iterator[OutMessage]:
         self._file.seek(0)
-        read = self._file.read
+        read, frame, size = self._file.read, self._FRAME.unpack, self._FRAME.size
+        meta = self._meta
         for _ in range(self.count):
-            (size,) = self._LEN.unpack(read(4))
-            yield OutMessage(*pickle.loads(read(size)))
+            meta_id, ts, key_len, value_len = frame(read(size))
+            key = None if key_len < 0 else read(key_len)
+            topic, log_name, headers = meta[meta_id]
+            yield OutMessage(topic, key, read(value_len), headers, ts, log_name)
         self._file.seek(0, 2)
 
     def close(self) -> None:
