@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from wirestream.schemas.zeek_types import LogSchema, ZeekType
+from wirestream.schemas.zeek_types import TEXT_SCALARS, LogSchema, ZeekType
 from wirestream.schemas.zeeklog.escape import display_text
 
 CATEGORY_COLUMNS = frozenset(
@@ -51,7 +51,7 @@ CATEGORY_COLUMNS = frozenset(
         "note",
     }
 )
-TEXT_TYPES = frozenset({"addr", "subnet", "string", "enum", "pattern", "func", "file", "any"})
+TEXT_TYPES = TEXT_SCALARS | {"addr", "subnet"}
 
 _ARROW_SCALARS: dict[str, pa.DataType] = {
     "time": pa.timestamp("us", tz="UTC"),

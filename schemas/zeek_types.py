@@ -32,6 +32,9 @@ SCALARS = frozenset(
         "any",
     }
 )
+# Scalars whose values are free text (escaped where a log format needs it). addr and subnet are
+# text in records too, but Zeek writes them without escaping.
+TEXT_SCALARS = frozenset({"string", "enum", "file", "func", "pattern", "any"})
 CONTAINERS = {"set": "set", "vector": "vector", "table": "set"}
 _CONTAINER_RE = re.compile(r"^(set|vector|table)\[(\w+)\]$")
 

@@ -29,7 +29,7 @@ from wirestream.schemas.frames import (
     seconds_to_micros,
     series_from_arrow,
 )
-from wirestream.schemas.zeek_types import LogSchema, ZeekType
+from wirestream.schemas.zeek_types import TEXT_SCALARS, LogSchema, ZeekType
 from wirestream.schemas.zeeklog.errors import ZeekLogError, ZeekLogTruncatedError
 from wirestream.schemas.zeeklog.escape import display_text, unescape_field
 from wirestream.schemas.zeeklog.json_lines import JsonOptions
@@ -41,7 +41,7 @@ from wirestream.schemas.zeeklog.reader import (
     read_zeek_records,
     split_meta_line,
 )
-from wirestream.schemas.zeeklog.tsv import BOOL_TEXT, TEXT_SCALARS, TsvDialect
+from wirestream.schemas.zeeklog.tsv import BOOL_TEXT, TsvDialect
 
 log = logging.getLogger(__name__)
 

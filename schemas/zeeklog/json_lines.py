@@ -21,7 +21,14 @@ from datetime import datetime
 from functools import cache
 from typing import Any, Literal
 
-from wirestream.schemas.zeek_types import Column, LogSchema, ZeekType, parse_type, zeek_log_schemas
+from wirestream.schemas.zeek_types import (
+    TEXT_SCALARS,
+    Column,
+    LogSchema,
+    ZeekType,
+    parse_type,
+    zeek_log_schemas,
+)
 from wirestream.schemas.zeeklog.doubles import format_json_double
 from wirestream.schemas.zeeklog.escape import (
     json_string,
@@ -31,7 +38,6 @@ from wirestream.schemas.zeeklog.escape import (
     undo_pua,
     unescape_field,
 )
-from wirestream.schemas.zeeklog.tsv import TEXT_SCALARS
 
 TimestampFormat = Literal["epoch", "iso8601", "millis", "millis_unsigned"]
 StringPolicy = Literal["hex", "tsv", "pua"]

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from wirestream.schemas.zeek_types import ZeekType
+from wirestream.schemas.zeek_types import TEXT_SCALARS, ZeekType
 from wirestream.schemas.zeeklog.doubles import format_double, format_time
 from wirestream.schemas.zeeklog.escape import escape_field, unescape_field
 
-TEXT_SCALARS = frozenset({"string", "enum", "file", "func", "pattern", "any"})
 _NUMERIC_TEXT_CHARS = frozenset(string.hexdigits + ".:-+/TFinaxX ")
 
 
