@@ -72,3 +72,11 @@ def test_unexpected_errors_keep_their_traceback(isolated_env: Path, boom_verb: N
     """Only known error kinds are shortened; a bug still raises."""
     result = CliRunner().invoke(cli, ["boom", "bug"])
     assert isinstance(result.exception, ValueError)
+
+
+def test_demo_refuses_a_non_capture_before_looking_for_a_broker(isolated_env: Path) -> None:
+    junk = isolated_env / "junk.pcap"
+    junk.write_bytes(b"not a capture")
+    result = CliRunner().invoke(cli, ["demo", "--pcap", str(junk), "--out", "d"])
+    assert result.exit_code == 1
+    assert "unknown file format" in result.output and "broker" not in result.output

@@ -42,8 +42,13 @@ def demo(ctx: click.Context, pcap: Path, out: Path, timeout: float) -> None:
     from wirestream.consumers import frames
     from wirestream.consumers.report import build_report, pcap_details_view, write_report
     from wirestream.kafka import resolve_bootstrap
+    from wirestream.processors.engine.pcapio import CaptureError, check_capture_file
     from wirestream.processors.pipeline_cli import run_pipeline
 
+    try:
+        check_capture_file(pcap)  # before any broker is started or anything is sent
+    except CaptureError as exc:
+        raise click.ClickException(str(exc)) from exc
     settings = resolve_bootstrap(settings_of(ctx))
     click.echo(f"broker: {settings.bootstrap_servers}")
     outcome = run_pipeline(settings, [pcap], timeout=timeout, progress=False)
