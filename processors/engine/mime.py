@@ -141,14 +141,22 @@ SIGNATURES: tuple[Signature, ...] = (
 )  # fmt: skip
 
 
+# Strongest first; a stable sort, so equal strengths keep the table's order.
+_STRONGEST_FIRST = tuple(sorted(SIGNATURES, key=lambda s: -s.strength))
+
+
 def sniff_all(data: bytes) -> list[Signature]:
     """Every matching signature, strongest first (Zeek's file_magic order)."""
     bof = data[:BOF_BUFFER_SIZE]
-    hits = [s for s in SIGNATURES if s.pattern.match(bof)]
-    return sorted(hits, key=lambda s: -s.strength)
+    return [s for s in _STRONGEST_FIRST if s.pattern.match(bof)]
 
 
 def sniff_mime(data: bytes) -> str | None:
-    """The MIME type Zeek would give a file starting with ``data`` (None: no signature matched)."""
-    hits = sniff_all(data)
-    return hits[0].mime if hits else None
+    """The MIME type Zeek would give a file starting with ``data`` (None: no signature matched).
+
+    The first match in strength order is the answer, so weaker signatures are never tried."""
+    bof = data[:BOF_BUFFER_SIZE]
+    for sig in _STRONGEST_FIRST:
+        if sig.pattern.match(bof):
+            return sig.mime
+    return None
