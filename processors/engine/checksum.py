@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import socket
 from functools import lru_cache
+from typing import Any
 
 from wirestream.processors.engine.api import IPDatagram
 
@@ -24,7 +25,9 @@ _MOD = 0xFFFF
 # From this size on, numpy's word sum beats CPython's big-int modulo (which is super-linear):
 # measured ~2 us flat vs 1.5 us at 512 B, 4 us at 1480 B, 13 us at 2 KiB.
 _LARGE = 768
-_np = None
+_np: Any = None
+_np_sum: Any = None
+_np_u64: Any = None
 
 
 def _sum_mod(data: bytes) -> tuple[int, bool]:
@@ -34,17 +37,18 @@ def _sum_mod(data: bytes) -> tuple[int, bool]:
         if len(data) & 1:
             value <<= 8
         return value % _MOD, value != 0
-    global _np
+    global _np, _np_sum, _np_u64
     if _np is None:
         import numpy
 
-        _np = numpy
+        _np, _np_sum, _np_u64 = numpy, numpy.add.reduce, numpy.uint64
     pad = (-len(data)) % 4
     if pad:
         data += bytes(pad)
     # Little-endian 32-bit words sum to the byte-swapped 16-bit sum (2**16 == 1 mod 0xFFFF, and
     # the ones'-complement sum is byte-order independent): swap the folded result back.
-    total = int(_np.frombuffer(data, "<u4").sum(dtype=_np.uint64))
+    # (add.reduce directly: ndarray.sum's Python wrapper was ~15% of the call.)
+    total = int(_np_sum(_np.frombuffer(data, "<u4"), dtype=_np_u64))
     rest = total % _MOD
     return ((rest & 0xFF) << 8) | (rest >> 8), total != 0
 
