@@ -310,6 +310,14 @@ class Reassembler:
         if seq < self.trim_seq:
             data = data[self.trim_seq - seq :]
             seq = self.trim_seq
+        blocks = self.blocks
+        if not blocks or seq >= blocks[-1][1]:
+            # Past every buffered block (the in-order case): append, no search or split.
+            blocks.append((seq, upper, data))
+            self.starts.append(seq)
+            self.size += upper - seq
+            self._block_inserted(len(blocks) - 1)
+            return
         idx = self._insert(seq, upper, data)
         if idx is not None:
             self._block_inserted(idx)
