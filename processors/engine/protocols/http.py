@@ -215,6 +215,14 @@ class _Lines:
                 self._consumed(n)
                 self.sink.plain(chunk)
                 continue
+            if self.delivery_size is None and not self.crlf_only:
+                # The common CRLF-terminated line: what _find_eol would find, in two finds.
+                lf = buf.find(b"\n")
+                if lf > 0 and buf[lf - 1] == 0x0D and buf.find(b"\r", 0, lf - 1) < 0:
+                    line = bytes(buf[: lf - 1])
+                    del buf[: lf + 1]
+                    self.sink.line(line, True)
+                    continue
             limit = len(buf) if self.delivery_size is None else min(len(buf), self.delivery_size)
             end, eol = self._find_eol(buf, limit)
             if end is None:
