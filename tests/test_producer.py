@@ -5,22 +5,19 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import random
-import uuid
 from pathlib import Path
 
 import pktbuild as pb
 import pytest
-from confluent_kafka import KafkaError, TopicPartition
 from hypothesis import given
 from hypothesis import strategies as st
-from test_pipeline_support import private_settings
+from test_pipeline_support import private_settings, read_all
 from wirestream.producers import pcap_wire
 from wirestream.producers.partitioning import NON_IP_PARTITION, ip_pair, partition_for
 from wirestream.producers.pcap_producer import PcapProducer, capture_files
 from wirestream.producers.pcap_reader import CaptureError, CaptureInfo, HashingFile, read_capture
 
 from wirestream import topics
-from wirestream.kafka import make_consumer
 
 # --- symmetric partitioning (pure) ----------------------------------------------------------
 
@@ -188,20 +185,10 @@ def test_capture_files_searches_directories(tmp_path: Path) -> None:
 def _pcap_messages(settings, group: str | None = None):
     """Every committed pcap-topic message as (partition, headers, value)."""
     topic = topics.system_topic(topics.PCAP_TOPIC, settings)
-    consumer = make_consumer(settings, group or uuid.uuid4().hex, **{"enable.partition.eof": True})
-    parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    consumer.assign([TopicPartition(topic, p, 0) for p in parts])
-    out, eof = [], set()
-    while len(eof) < len(parts):
-        msg = consumer.poll(5)
-        assert msg is not None, "pcap topic read timed out"
-        if msg.error():
-            assert msg.error().code() == KafkaError._PARTITION_EOF
-            eof.add(msg.partition())
-            continue
-        out.append((msg.partition(), pcap_wire.header_map(msg.headers()), msg.value()))
-    consumer.close()
-    return out
+    return [
+        (m.partition(), pcap_wire.header_map(m.headers()), m.value())
+        for m in read_all(settings, topic)
+    ]
 
 
 def _mixed_capture(path: Path, n: int = 600) -> tuple[Path, list[tuple[float, bytes]]]:

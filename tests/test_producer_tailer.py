@@ -5,17 +5,14 @@ from __future__ import annotations
 import json
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
-from confluent_kafka import KafkaError, TopicPartition
-from test_pipeline_support import private_settings
+from test_pipeline_support import private_settings, read_all
 from test_processor import read_log
 from wirestream.producers.zeek_tailer import ZeekLogTailer
 
 from wirestream import topics
-from wirestream.kafka import make_consumer
 
 pytestmark = [pytest.mark.broker]
 
@@ -28,18 +25,7 @@ def pipeline_settings(settings):
 
 def _dead_letters(settings) -> list[dict]:
     topic = topics.system_topic(topics.DEAD_LETTER_TOPIC, settings)
-    consumer = make_consumer(settings, uuid.uuid4().hex, **{"enable.partition.eof": True})
-    consumer.assign([TopicPartition(topic, 0, 0)])
-    out = []
-    while True:
-        msg = consumer.poll(5)
-        assert msg is not None
-        if msg.error():
-            assert msg.error().code() == KafkaError._PARTITION_EOF
-            break
-        out.append(json.loads(msg.value()))
-    consumer.close()
-    return out
+    return [json.loads(m.value()) for m in read_all(settings, topic)]
 
 
 @pytest.mark.timeout(120)
