@@ -96,14 +96,18 @@ def plot_http_bytes(http: pd.DataFrame, path: Path | None = None) -> Figure:
     import matplotlib.pyplot as plt
 
     table = http_bytes_by_host_and_mime(http)
-    fig, ax = plt.subplots(figsize=(10, 5))
+    # Horizontal bars, largest host on top: host names stay readable however long they are.
+    table = table.loc[table.sum(axis=1).sort_values().index]
+    fig, ax = plt.subplots(figsize=(11, max(3.0, 0.45 * len(table) + 1.5)))
     if table.empty:
         ax.text(0.5, 0.5, "no HTTP response bodies", ha="center", va="center")
     else:
-        table.plot(kind="bar", stacked=True, ax=ax)
-        ax.set_ylabel("response bytes")
-        ax.set_xlabel("host")
-        ax.legend(title="MIME type", fontsize="small")
+        table.plot(kind="barh", stacked=True, ax=ax, width=0.8)
+        ax.set_xlabel("response bytes")
+        ax.set_ylabel("host")
+        ax.legend(
+            title="MIME type", fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5)
+        )
     ax.set_title("HTTP response bytes per host by MIME type")
     fig.tight_layout()
     if path is not None:
