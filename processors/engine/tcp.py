@@ -651,13 +651,27 @@ class TcpSession:
             endpoint.last_seq = last_seq
 
     def _update_history(self, flags: int, endpoint: Endpoint, rel_seq: int, length: int) -> None:
+        if not flags & (SYN | FIN | RST):
+            # Data or a pure ACK, most segments: nothing to do once the letter is in the history
+            # (unless a SYN-ACK start may flip the roles, which check_history handles).
+            if length:
+                mask, code = HIST_DATA_PKT, "D"
+            elif flags & ACK:
+                mask, code = HIST_ACK_PKT, "A"
+            else:
+                return
+            conn = self.conn
+            seen = conn.hist_seen & (mask if endpoint.is_orig else mask << 16)
+            if not seen or conn.history == "H":
+                endpoint.check_history(mask, code)
+            return
         bits = bool(flags & SYN) + bool(flags & FIN) + bool(flags & RST)
         if bits > 1:
             if flags & FIN and flags & RST:
                 endpoint.check_history(HIST_FIN_RST_PKT, "I")
             else:
                 endpoint.check_history(HIST_MULTI_FLAG_PKT, "Q")
-        elif bits == 1:
+        else:  # exactly one of SYN, FIN, RST
             if flags & SYN:
                 code = "H" if flags & ACK else "S"
                 if endpoint.check_history(HIST_SYN_PKT, code) and rel_seq != endpoint.hist_last_syn:
@@ -674,10 +688,6 @@ class TcpSession:
                 if endpoint.check_history(HIST_RST_PKT, "R") and rel_seq != endpoint.hist_last_rst:
                     endpoint.add_history("R")
                 endpoint.hist_last_rst = rel_seq
-        elif length:
-            endpoint.check_history(HIST_DATA_PKT, "D")
-        elif flags & ACK:
-            endpoint.check_history(HIST_ACK_PKT, "A")
 
     def _init_peer(self, peer: Endpoint, endpoint: Endpoint, flags: int, ack_seq: int) -> None:
         if (
