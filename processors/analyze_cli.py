@@ -34,6 +34,7 @@ from wirestream.schemas.zeek_types import Column, LogSchema, parse_type, zeek_lo
 from wirestream.schemas.zeeklog import ZeekLogWriter
 
 from wirestream.cli import settings_of
+from wirestream.config import ENGINES
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +258,7 @@ def analyze_traces(
             check_capture_file(trace)  # refuse a non-capture before any output is made
         except CaptureError as exc:
             raise AnalyzeError(str(exc)) from exc
-    if engine not in ("auto", "builtin", "zeek"):
+    if engine not in ENGINES:
         raise AnalyzeError(f"unknown engine {engine!r}: use auto, builtin or zeek")
     zeek = None
     if engine in ("auto", "zeek"):  # the Zeek runner is not even imported for --engine builtin
@@ -310,7 +311,7 @@ def analyze_traces(
 @click.option("--json", "json_logs", is_flag=True, help="Write JSON lines instead of Zeek TSV.")
 @click.option(
     "--engine",
-    type=click.Choice(["auto", "builtin", "zeek"]),
+    type=click.Choice(ENGINES),
     default=None,
     help="auto (default: zeek if installed, else builtin), builtin, or zeek (runs a real Zeek "
     "binary; that path is untested against real Zeek, which was not installable here).",

@@ -23,7 +23,7 @@ from wirestream.schemas.codec import (
     wire_schema,
 )
 
-from wirestream.config import ConfigError, Settings
+from wirestream.config import WIRE_FORMATS, ConfigError, Settings
 from wirestream.topics import log_topic
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,6 @@ class ConfluentRegistry:
         return ws
 
 
-WIRE_FORMATS = ("single-object", "confluent")
 WireEncoder = Callable[[Iterable[Mapping[str, Any]], AvroSchema | WireSchema], list[bytes]]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,33 @@ def test_kafka_options_from_env_string():
         {"WIRESTREAM_KAFKA_OPTIONS": "a=1, b = x", "WIRESTREAM_BOOTSTRAP_SERVERS": "h:1"}
     )
     assert settings.kafka_options == {"a": "1", "b": "x"}
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("engine", "fast", "not one of auto, builtin, zeek"),
+        ("wire_format", "protobuf", "not one of single-object, confluent"),
+        ("topic_partitions", "0", "out of range (at least 1)"),
+        ("topic_replication", "-1", "out of range (at least 1)"),
+        ("kafka_port", "70000", "out of range (from 1 to 65535)"),
+        ("retention_bytes", "-2", "out of range (at least -1)"),
+    ],
+)
+def test_values_outside_their_domain_are_refused_when_read(name, value, message):
+    with pytest.raises(ConfigError, match=rf"setting {name}: .*{re.escape(message)}"):
+        load_settings({f"WIRESTREAM_{name.upper()}": value})
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        Settings().with_overrides(**{name: value})
+
+
+def test_unknown_tables_are_errors_and_kafka_options_is_a_table_name(tmp_path: Path):
+    cfg = tmp_path / "ws.toml"
+    cfg.write_text('[kafak]\n"socket.timeout.ms" = 5000\n')
+    with pytest.raises(ConfigError, match=r"unknown table\(s\) \[kafak\]"):
+        load_settings({"WIRESTREAM_CONFIG": str(cfg)})
+    cfg.write_text('[kafka_options]\n"socket.timeout.ms" = 5000\n')
+    assert load_settings({"WIRESTREAM_CONFIG": str(cfg)}).kafka_options == {
+        "socket.timeout.ms": "5000"
+    }
+    assert load_settings({"WIRESTREAM_RETENTION_BYTES": "-1"}).retention_bytes == -1

@@ -20,6 +20,17 @@ DEFAULT_CONFIG_PATHS = (
     Path("wirestream.toml"),
     Path.home() / ".config" / "wirestream" / "config.toml",
 )
+# The values a few settings may take, checked when settings are read (not when first used).
+ENGINES = ("auto", "builtin", "zeek")
+WIRE_FORMATS = ("single-object", "confluent")
+_CHOICES: dict[str, tuple[str, ...]] = {"engine": ENGINES, "wire_format": WIRE_FORMATS}
+# Inclusive bounds of integer settings (None: unbounded); retention_bytes -1 means unlimited.
+_BOUNDS: dict[str, tuple[int, int | None]] = {
+    "topic_partitions": (1, None),
+    "topic_replication": (1, None),
+    "kafka_port": (1, 65535),
+    "retention_bytes": (-1, None),
+}
 
 
 class ConfigError(ValueError):
@@ -46,11 +57,11 @@ class Settings:
     # Bytes kept per partition of each log topic; -1 keeps everything (forensic default).
     retention_bytes: int = -1
     schema_registry_url: str = ""
-    wire_format: str = "single-object"  # or "confluent"
+    wire_format: str = "single-object"  # one of WIRE_FORMATS
     home: Path = Path(os.path.expanduser("~/.wirestream"))
     kafka_version: str = "4.1.1"
     kafka_port: int = 19092
-    engine: str = "auto"  # "auto", "builtin" or "zeek"
+    engine: str = "auto"  # one of ENGINES
     zeek_path: str = ""
     sensor: str = "wirestream"
     log_level: str = "INFO"
@@ -91,6 +102,18 @@ _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 
 
 def _coerce(name: str, value: Any) -> Any:
+    """``value`` (from a file, the environment or a flag) as the setting's type, checked."""
+    coerced = _convert(name, value)
+    if name in _CHOICES and coerced not in _CHOICES[name]:
+        raise ConfigError(f"setting {name}: {coerced!r} is not one of {', '.join(_CHOICES[name])}")
+    low, high = _BOUNDS.get(name, (None, None))
+    if (low is not None and coerced < low) or (high is not None and coerced > high):
+        allowed = f"at least {low}" if high is None else f"from {low} to {high}"
+        raise ConfigError(f"setting {name}: {coerced} is out of range ({allowed})")
+    return coerced
+
+
+def _convert(name: str, value: Any) -> Any:
     if name not in _FIELDS:
         raise ConfigError(f"unknown setting {name!r}; known: {', '.join(sorted(_FIELDS))}")
     kind = type(getattr(Settings(), name))
@@ -119,10 +142,18 @@ def _from_file(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     # Allow either top-level keys or a [wirestream] table; [kafka] is librdkafka passthrough.
+    tables = sorted(k for k, v in data.items() if isinstance(v, dict))
+    unknown = [t for t in tables if t not in ("wirestream", "kafka", "kafka_options")]
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown table(s) {', '.join(f'[{t}]' for t in unknown)}; "
+            "settings go at the top level or under [wirestream], librdkafka properties under [kafka]"
+        )
     values = dict(data.get("wirestream", {}))
     values.update({k: v for k, v in data.items() if not isinstance(v, dict)})
-    if "kafka" in data:
-        values["kafka_options"] = data["kafka"]
+    for table in ("kafka_options", "kafka"):  # [kafka_options], as the setting is named, or [kafka]
+        if table in data:
+            values["kafka_options"] = data[table]
     return values
 
 
