@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 import polars as pl
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from wirestream.consumers import session
 from wirestream.consumers.decode import (
     BatchDecoder,
@@ -51,6 +52,7 @@ DEFAULT_LATENESS = "5min"
 STALL_TIMEOUT_S = 30.0
 BATCH = 20_000
 CHUNK = 100_000  # records per decode job
+MAX_PENDING_CHUNKS = 2  # fetched chunks waiting for the decode thread; beyond, fetch waits
 
 
 @dataclass
@@ -144,19 +146,19 @@ def fetch(
                 continue
             last_progress = time.monotonic()
             bar.update(len(msgs))
-            failed = [m for m in msgs if m.error() is not None]
-            if failed:
-                for msg in failed:
-                    _raise_unless_eof(topic, msg.error())
+            if any(map(Message.error, msgs)):  # rare: one C call per message to find out
+                for msg in msgs:
+                    if msg.error() is not None:
+                        _raise_unless_eof(topic, msg.error())
                 msgs = [m for m in msgs if m.error() is None]
             if overshoot or headers_filter is not None:
                 _take_checked(msgs, stop, lo, hi, headers_filter, values, stamps)
             elif not timed:  # no time bounds: timestamps are not needed at all
-                values += [m.value() for m in msgs]
+                values += map(Message.value, msgs)
             else:
-                batch_stamps = [m.timestamp()[1] for m in msgs]
+                batch_stamps = [ts for _type, ts in map(Message.timestamp, msgs)]
                 if batch_stamps and lo <= min(batch_stamps) and max(batch_stamps) < hi:
-                    values += [m.value() for m in msgs]
+                    values += map(Message.value, msgs)
                     stamps += batch_stamps
                 else:
                     keep = [i for i, ts in enumerate(batch_stamps) if lo <= ts < hi]
@@ -310,14 +312,20 @@ def _fetch_decode(
         aligned = decoder.errors.total == errors_before  # else rows no longer match stamps
         return filter_window(part, stamps if aligned and stamps else None, start, end)
 
-    parts: list[Future] = []
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="wirestream-decode") as pool:
+    frames: list[pl.DataFrame] = []
+    pending: deque[Future] = deque()
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="wirestream-decode") as pool,
+        session.paused_gc(),
+    ):
         for values, stamps in fetch(
             consumer, topic, ranges, progress=progress, headers_filter=headers_filter
         ):
             stats.fetched += len(values)
-            parts.append(pool.submit(decode_chunk, values, stamps))
-        frames = [f.result() for f in parts]
+            pending.append(pool.submit(decode_chunk, values, stamps))
+            while len(pending) > MAX_PENDING_CHUNKS:  # bound the raw bytes held in memory
+                frames.append(pending.popleft().result())
+        frames += [f.result() for f in pending]
     frames = [f for f in frames if f.height]
     if not frames:
         return pl.DataFrame()
