@@ -136,9 +136,16 @@ def _send_zeek_logs(
     settings: Settings, paths: tuple[Path, ...], sensor: str | None, watch: Path | None
 ) -> None:
     from wirestream.producers.zeek_tailer import ZeekLogTailer
+    from wirestream.schemas.zeeklog.errors import ZeekLogError
+    from wirestream.schemas.zeeklog.reader import zeek_log_header
 
-    tailer = ZeekLogTailer(settings, sensor)
     files = [q for p in paths for q in (sorted(p.glob("*.log")) if p.is_dir() else [p])]
+    for path in files:  # all checked before anything is published
+        try:
+            zeek_log_header(path)
+        except ZeekLogError as exc:
+            raise click.ClickException(str(exc)) from exc
+    tailer = ZeekLogTailer(settings, sensor)
     for path in files:
         r = tailer.tail(path)
         click.echo(

@@ -103,7 +103,7 @@ class ZeekLogTailer:
     ) -> TailResult:
         """Publishes every record of one log file (following it if asked); returns counts."""
         from wirestream.schemas.zeeklog.errors import ZeekLogError
-        from wirestream.schemas.zeeklog.reader import ZeekLog
+        from wirestream.schemas.zeeklog.reader import ZeekLog, zeek_log_header
 
         result = TailResult(str(path), path.name.split(".")[0])
         sent_problems = 0
@@ -128,6 +128,12 @@ class ZeekLogTailer:
         )
         try:
             reader = ZeekLog(lines, name=str(path), strict=False)  # type: ignore[arg-type]
+            try:  # the header is on disk now (a followed file may have been empty at first)
+                zeek_log_header(path)
+            except ZeekLogError as exc:  # a README is no log: publish nothing, no topic
+                result.error = str(exc)
+                log.error("%s: refused: %s", path, exc)
+                return result
             result.log = reader.header.path or result.log
             self.encoder.use_schema(result.log, avro_schema(reader.header.schema))
             self.topics.ensure({result.log})

@@ -80,3 +80,35 @@ def test_tailer_follows_a_growing_log(shared: Path, tmp_path: Path, pipeline_set
     thread.join(30)
     assert out["r"].records == len(data)
     assert len(read_log(pipeline_settings, "dns")) == len(data)
+
+
+def _log_topics(settings) -> set[str]:
+    from wirestream.kafka import make_admin
+
+    names = make_admin(settings).list_topics(timeout=15).topics
+    return {n for n in names if n.startswith(settings.topic_prefix + "zeek.")}
+
+
+@pytest.mark.timeout(120)
+def test_send_zeek_logs_refuses_a_file_that_is_no_zeek_log(
+    tmp_path: Path, pipeline_settings
+) -> None:
+    """``send --zeek-logs README.md`` used to publish each line into a new ``zeek.README``."""
+    from click.testing import CliRunner
+
+    from wirestream.cli import cli
+
+    readme = tmp_path / "README.md"
+    readme.write_text("# wirestream\n\nZeek logs from packet captures, via Kafka.\n")
+    s = pipeline_settings
+    env = {
+        "WIRESTREAM_BOOTSTRAP_SERVERS": s.bootstrap_servers,
+        "WIRESTREAM_TOPIC_PREFIX": s.topic_prefix,
+    }
+    result = CliRunner().invoke(cli, ["send", "--zeek-logs", str(readme)], env=env)
+    assert result.exit_code == 1, result.output
+    (line,) = result.output.strip().splitlines()
+    assert "README.md: not a Zeek log" in line
+    direct = ZeekLogTailer(s).tail(readme)
+    assert direct.records == 0 and "not a Zeek log" in (direct.error or "")
+    assert _log_topics(s) == set()
