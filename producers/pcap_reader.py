@@ -16,7 +16,15 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from wirestream.processors.engine.api import Packet
-from wirestream.processors.engine.pcapio import CaptureError, CaptureStats, read_packets
+from wirestream.processors.engine.pcapio import (
+    BLOCK_IDB,
+    PCAP_MAGICS,
+    PCAPNG_BOM,
+    CaptureError,
+    CaptureStats,
+    capture_format,
+    read_packets,
+)
 
 # libpcap's largest snapshot length is 256 KiB; a header claiming more than 1 MiB is corrupt or
 # hostile (it would let one record make the reader allocate that much).
@@ -72,19 +80,17 @@ class HashingFile:
 
 def header_snaplen(head: bytes) -> int | None:
     """The snapshot length a pcap header (or a pcapng file's first interface) declares."""
-    if len(head) < 24:
+    kind = capture_format(head)
+    if kind is None or len(head) < 24:
         return None
-    magic = head[:4]
-    for order in "<>":
-        if struct.unpack(order + "I", magic)[0] in (0xA1B2C3D4, 0xA1B23C4D):
-            return struct.unpack_from(order + "I", head, 16)[0]
-    if struct.unpack("<I", magic)[0] != 0x0A0D0D0A:
-        return None
-    order = "<" if struct.unpack_from("<I", head, 8)[0] == 0x1A2B3C4D else ">"
+    if kind == "pcap":
+        order = "<" if struct.unpack("<I", head[:4])[0] in PCAP_MAGICS else ">"
+        return struct.unpack_from(order + "I", head, 16)[0]
+    order = "<" if struct.unpack_from("<I", head, 8)[0] == PCAPNG_BOM else ">"
     pos = 0
     while pos + 16 <= len(head):
         btype, blen = struct.unpack_from(order + "II", head, pos)
-        if btype == 1 and pos + 16 <= len(head):
+        if btype == BLOCK_IDB:
             return struct.unpack_from(order + "I", head, pos + 12)[0]
         if blen < 12:
             return None

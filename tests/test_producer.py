@@ -15,7 +15,13 @@ from test_pipeline_support import private_settings, read_all
 from wirestream.producers import pcap_wire
 from wirestream.producers.partitioning import NON_IP_PARTITION, ip_pair, partition_for
 from wirestream.producers.pcap_producer import PcapProducer, capture_files
-from wirestream.producers.pcap_reader import CaptureError, CaptureInfo, HashingFile, read_capture
+from wirestream.producers.pcap_reader import (
+    CaptureError,
+    CaptureInfo,
+    HashingFile,
+    header_snaplen,
+    read_capture,
+)
 
 from wirestream import topics
 
@@ -121,6 +127,21 @@ def test_md5_is_computed_while_streaming(tmp_path: Path) -> None:
     assert len(packets) == info.packets == 50
     assert f.md5.hexdigest() == hashlib.md5(path.read_bytes()).hexdigest()
     assert (info.first_ts, info.last_ts, info.linktype, info.snaplen) == (1.0, 50.0, 1, 65535)
+
+
+def test_header_snaplen_of_every_capture_form() -> None:
+    """Every pcap magic (the Kuznetzov 0xA1B2CD34 variant too, either byte order) and pcapng."""
+    import struct
+
+    frame = [(1.0, _udp("10.0.0.1", "10.0.0.2"))]
+    kuznetzov = struct.pack(">IHHiIII", 0xA1B2CD34, 2, 4, 0, 0, 4242, 1)
+    assert header_snaplen(kuznetzov) == 4242
+    assert header_snaplen(struct.pack("<IHHiIII", 0xA1B2CD34, 2, 4, 0, 0, 777, 1)) == 777
+    assert header_snaplen(pb.pcap_bytes(frame, snaplen=1500)) == 1500
+    assert header_snaplen(pb.pcap_bytes(frame, snaplen=96, nanosecond=True, big_endian=True)) == 96
+    ng = pb.pcapng_bytes([(1, None)], [(0, 1.0, frame[0][1])], big_endian=True, snaplen=9000)
+    assert header_snaplen(ng) == 9000
+    assert header_snaplen(b"not a capture at all, just text") is None
 
 
 def test_absurd_snaplen_is_refused(tmp_path: Path) -> None:
