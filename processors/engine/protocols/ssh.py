@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wirestream.processors.engine.api import AnalyzerContext, AnalyzerSpec, Record, register
+from wirestream.processors.engine.protocols.bytereader import ParseError, Reader
 from wirestream.schemas.zeeklog.escape import bytes_text as text
 
 log = logging.getLogger(__name__)
@@ -86,35 +87,6 @@ _KEXINIT_LISTS = (
 )
 
 _DPD = re.compile(rb"[sS][sS][hH]-[12]\.")
-
-
-class SshParseError(ValueError):
-    """Where Zeek's binpac parser throws: the analyzer reports a protocol violation."""
-
-
-class _Reader:
-    """Bounds-checked big-endian reads over one binary packet."""
-
-    def __init__(self, data: bytes, pos: int = 0, end: int | None = None) -> None:
-        self.data = data
-        self.pos = pos
-        self.end = len(data) if end is None else end
-
-    def take(self, n: int) -> bytes:
-        if n < 0 or self.pos + n > self.end:
-            raise SshParseError(f"need {n} bytes at {self.pos}, packet ends at {self.end}")
-        out = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return out
-
-    def u8(self) -> int:
-        return self.take(1)[0]
-
-    def u16(self) -> int:
-        return struct.unpack("!H", self.take(2))[0]
-
-    def u32(self) -> int:
-        return struct.unpack("!I", self.take(4))[0]
 
 
 @dataclass
@@ -250,7 +222,7 @@ class SshAnalyzer:
         flow.buf += data
         try:
             self._parse(is_orig, flow)
-        except SshParseError as exc:
+        except ParseError as exc:
             self.dead = True
             self.ctx.violation(f"Binpac exception: {exc}")
             return
@@ -305,7 +277,7 @@ class SshAnalyzer:
     def _version_line(self, is_orig: bool, line: bytes, flow: _Flow) -> None:
         if is_orig:
             if not line.startswith(b"SSH-"):
-                raise SshParseError("client version line does not start with SSH-")
+                raise ParseError("client version line does not start with SSH-")
         elif not line.startswith(b"SSH-"):
             return  # server data before its banner (ssh_server_pre_banner_data)
         flow.state = KEX_INIT
@@ -341,7 +313,7 @@ class SshAnalyzer:
         elif self.version == SSH1:
             total = packet_length + 4 + 8 - packet_length % 8
         else:
-            raise SshParseError("binary packet before both sides agreed on a version")
+            raise ParseError("binary packet before both sides agreed on a version")
         if len(buf) < total:
             return False
         packet = bytes(buf[:total])
@@ -353,19 +325,19 @@ class SshAnalyzer:
         return True
 
     def _ssh2_packet(self, is_orig: bool, packet: bytes, packet_length: int, flow: _Flow) -> None:
-        r = _Reader(packet, 4)
+        r = Reader(packet, 4)
         padding_length, msg_type = r.u8(), r.u8()
         payload_length = packet_length - padding_length - 2
         if payload_length < 0:
-            raise SshParseError("padding longer than the packet")
+            raise ParseError("padding longer than the packet")
         if msg_type == MSG_NEWKEYS:
             flow.state = ENCRYPTED  # this direction encrypts from the next byte on
-        payload = _Reader(packet, r.pos, r.pos + payload_length)
+        payload = Reader(packet, r.pos, r.pos + payload_length)
         state = flow.state
         if state == KEX_INIT:
             self._kexinit(is_orig, payload)
         elif state in _KEX_MESSAGES and msg_type not in _KEX_MESSAGES[state]:
-            raise SshParseError(f"unexpected message {msg_type} in key exchange")
+            raise ParseError(f"unexpected message {msg_type} in key exchange")
         elif state in (KEX_DH, KEX_DH_GEX, KEX_ECC, KEX_GSS, KEX_RSA):
             self._kex_message(state, msg_type, payload)
         r.take(payload_length)
@@ -373,7 +345,7 @@ class SshAnalyzer:
         if msg_type == MSG_NEWKEYS:
             self._ev_confirmation()
 
-    def _kex_message(self, state: int, msg_type: int, r: _Reader) -> None:
+    def _kex_message(self, state: int, msg_type: int, r: Reader) -> None:
         """The key exchange messages Zeek reads; those that carry the server's host key
         (K_S) raise the fingerprint event."""
         host_key: bytes | None = None
@@ -432,14 +404,14 @@ class SshAnalyzer:
         if host_key is not None:
             self._ev_host_key_fingerprint(host_key_fingerprint(host_key))
 
-    def _string(self, r: _Reader) -> bytes:
+    def _string(self, r: Reader) -> bytes:
         length = r.u32()
         if MAX_STRING_LENGTH and length > MAX_STRING_LENGTH:
             self._limit_weird("SSH_max_string_length_exceeded", length, MAX_STRING_LENGTH)
             length = MAX_STRING_LENGTH
         return r.take(length)
 
-    def _kexinit(self, is_orig: bool, r: _Reader) -> None:
+    def _kexinit(self, is_orig: bool, r: Reader) -> None:
         cookie = r.take(16)
         lists = {name: self._string(r) for name, _ in _KEXINIT_LISTS}
         r.u8()  # first_kex_packet_follows
@@ -485,10 +457,10 @@ class SshAnalyzer:
             return
 
     def _ssh1_packet(self, is_orig: bool, packet: bytes, packet_length: int, flow: _Flow) -> None:
-        r = _Reader(packet, 4)
+        r = Reader(packet, 4)
         r.take(8 - packet_length % 8)  # padding
         msg_type = r.u8()
-        body = _Reader(packet, r.pos, r.pos + packet_length - 5)
+        body = Reader(packet, r.pos, r.pos + packet_length - 5)
         if msg_type == SSH_SMSG_PUBLIC_KEY:
             body.take(8)  # cookie
             for _key in ("server key", "host key"):  # bits, exponent, modulus
@@ -501,13 +473,13 @@ class SshAnalyzer:
             self._mp_int(body)
             body.u32()
         else:
-            raise SshParseError(f"unexpected SSH1 message {msg_type}")
+            raise ParseError(f"unexpected SSH1 message {msg_type}")
         flow.state = ENCRYPTED
         if msg_type == SSH_CMSG_SESSION_KEY:
             self._ev_confirmation()
 
     @staticmethod
-    def _mp_int(r: _Reader) -> bytes:
+    def _mp_int(r: Reader) -> bytes:
         bits = r.u16()
         return r.take((bits + 7) // 8)
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from wirestream.processors.engine.api import AnalyzerContext, AnalyzerSpec, Record, register
 from wirestream.processors.engine.protocols import ssl_consts as consts
+from wirestream.processors.engine.protocols.bytereader import ParseError, Reader
 from wirestream.processors.engine.protocols.x509 import (
     Certificate,
     CertificateError,
@@ -114,53 +115,6 @@ def padded_session_id(session_id: bytes) -> bytes:
     if len(session_id) > 32:
         return bytes(32)
     return session_id + bytes(32 - len(session_id))
-
-
-class ParseError(Exception):
-    """A message does not fit its structure (a binpac exception in Zeek)."""
-
-
-class Reader:
-    """Big-endian fields off a bounded buffer; running past the end is a :class:`ParseError`."""
-
-    __slots__ = ("data", "pos", "end")
-
-    def __init__(self, data: bytes, pos: int = 0, end: int | None = None) -> None:
-        self.data = data
-        self.pos = pos
-        self.end = len(data) if end is None else end
-
-    @property
-    def left(self) -> int:
-        return self.end - self.pos
-
-    def take(self, n: int) -> bytes:
-        if n < 0 or self.pos + n > self.end:
-            raise ParseError(f"out of bound: need {n}, have {self.left}")
-        out = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return out
-
-    def u8(self) -> int:
-        return self.take(1)[0]
-
-    def u16(self) -> int:
-        return int.from_bytes(self.take(2), "big")
-
-    def u24(self) -> int:
-        return int.from_bytes(self.take(3), "big")
-
-    def u32(self) -> int:
-        return int.from_bytes(self.take(4), "big")
-
-    def sub(self, n: int) -> Reader:
-        """The next ``n`` bytes as their own bounded reader (a ``&length`` field)."""
-        start = self.pos
-        self.take(n)
-        return Reader(self.data, start, start + n)
-
-    def rest(self) -> bytes:
-        return self.take(self.left)
 
 
 @dataclass

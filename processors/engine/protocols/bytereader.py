@@ -1,0 +1,54 @@
+"""Bounds-checked big-endian field reads, shared by the binary protocol parsers (SSL, SSH).
+
+Zeek's binpac parsers throw when a field runs past its message; the analyzers catch
+:class:`ParseError` at the same place and report a protocol violation.
+"""
+
+from __future__ import annotations
+
+
+class ParseError(ValueError):
+    """A message does not fit its structure (a binpac exception in Zeek)."""
+
+
+class Reader:
+    """Big-endian fields off ``data[pos:end]``; running past ``end`` is a :class:`ParseError`."""
+
+    __slots__ = ("data", "pos", "end")
+
+    def __init__(self, data: bytes, pos: int = 0, end: int | None = None) -> None:
+        self.data = data
+        self.pos = pos
+        self.end = len(data) if end is None else end
+
+    @property
+    def left(self) -> int:
+        return self.end - self.pos
+
+    def take(self, n: int) -> bytes:
+        if n < 0 or self.pos + n > self.end:
+            raise ParseError(f"out of bound: need {n} bytes at {self.pos}, have {self.left}")
+        out = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def u8(self) -> int:
+        return self.take(1)[0]
+
+    def u16(self) -> int:
+        return int.from_bytes(self.take(2), "big")
+
+    def u24(self) -> int:
+        return int.from_bytes(self.take(3), "big")
+
+    def u32(self) -> int:
+        return int.from_bytes(self.take(4), "big")
+
+    def sub(self, n: int) -> Reader:
+        """The next ``n`` bytes as their own bounded reader (a ``&length`` field)."""
+        start = self.pos
+        self.take(n)
+        return Reader(self.data, start, start + n)
+
+    def rest(self) -> bytes:
+        return self.take(self.left)
