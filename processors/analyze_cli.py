@@ -259,7 +259,7 @@ def analyze_traces(
         except CaptureError as exc:
             raise AnalyzeError(str(exc)) from exc
     if engine not in ENGINES:
-        raise AnalyzeError(f"unknown engine {engine!r}: use auto, builtin or zeek")
+        raise AnalyzeError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
     zeek = None
     if engine in ("auto", "zeek"):  # the Zeek runner is not even imported for --engine builtin
         from wirestream.processors.zeek_engine import find_zeek

@@ -47,7 +47,7 @@ from wirestream.processors.service import (
 from wirestream.producers import pcap_wire
 
 from wirestream import topics
-from wirestream.config import Settings
+from wirestream.config import ENGINES, Settings
 from wirestream.kafka import make_consumer, make_producer
 
 log = logging.getLogger(__name__)
@@ -100,8 +100,8 @@ def resolve_engine(kind: str, settings: Settings) -> tuple[str, EngineFactory]:
     Zeek when one is installed (as ``wirestream analyze`` does), else the built-in engine."""
     from wirestream.processors.zeek_engine import find_zeek
 
-    if kind not in ("auto", "builtin", "zeek"):
-        raise EngineUnavailable(f"unknown engine {kind!r}; use auto, builtin or zeek")
+    if kind not in ENGINES:
+        raise EngineUnavailable(f"unknown engine {kind!r}; use one of {', '.join(ENGINES)}")
     zeek = find_zeek(settings.zeek_path) if kind in ("auto", "zeek") else None
     if kind == "zeek" and zeek is None:
         raise EngineUnavailable(

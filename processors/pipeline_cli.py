@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from wirestream import topics
-from wirestream.config import Settings
+from wirestream.config import ENGINES, Settings
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ def _send_zeek_logs(
 @click.command("process")
 @click.option(
     "--engine",
-    type=click.Choice(["auto", "builtin", "zeek"]),
+    type=click.Choice(ENGINES),
     default=None,
     help="Analysis engine (default: settings.engine).",
 )
@@ -275,7 +275,7 @@ def run_pipeline(
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option(
     "--engine",
-    type=click.Choice(["auto", "builtin", "zeek"]),
+    type=click.Choice(ENGINES),
     default=None,
     help="Analysis engine for an in-process processor.",
 )
