@@ -130,20 +130,14 @@ class ZeekStreamSession:
         self.linktype: int | None = None
 
     def process(self, packet: Packet) -> None:
-        import struct
+        from wirestream.processors.engine.pcapio import pcap_file_header, pcap_record
 
         if self.linktype is None:
             self.linktype = packet.linktype
-            self.file.write(
-                struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, packet.linktype)
-            )
+            self.file.write(pcap_file_header(packet.linktype))
         elif packet.linktype != self.linktype:
             raise ValueError("zeek engine: packets of several link types in one stream")
-        sec = int(packet.ts)
-        usec = round((packet.ts - sec) * 1e6)
-        sec, usec = (sec + 1, 0) if usec >= 1_000_000 else (sec, usec)
-        self.file.write(struct.pack("<IIII", sec, usec, len(packet.data), packet.wirelen))
-        self.file.write(packet.data)
+        self.file.write(pcap_record(packet.ts, packet.data, packet.wirelen))
 
     def finish(self) -> None:
         import os

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import logging
 import socket
-import struct
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+
+from wirestream.processors.engine.pcapio import pcap_file_header, pcap_record
 
 log = logging.getLogger(__name__)
 
@@ -48,18 +48,6 @@ def open_interface(interface: str) -> socket.socket:
     return sock
 
 
-def _pcap_header(snaplen: int) -> bytes:
-    return struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, snaplen, DLT_EN10MB)
-
-
-def _write_packet(f: BinaryIO, ts: float, data: bytes, wirelen: int) -> int:
-    sec = int(ts)
-    usec = min(999_999, round((ts - sec) * 1e6))
-    f.write(struct.pack("<IIII", sec, usec, len(data), wirelen))
-    f.write(data)
-    return 16 + len(data)
-
-
 def capture_chunks(
     interface: str,
     spool: Path,
@@ -80,7 +68,7 @@ def capture_chunks(
             size = 0
             packets = 0
             with path.open("wb") as f:
-                f.write(_pcap_header(snaplen))
+                f.write(pcap_file_header(DLT_EN10MB, snaplen))
                 while not stop() and time.time() - started < rotate_seconds and size < rotate_bytes:
                     try:
                         data, address = sock.recvfrom(MAX_FRAME)
@@ -90,7 +78,9 @@ def capture_chunks(
                     if loopback and address[2] == PACKET_OUTGOING:
                         continue
                     captured = data[:snaplen]
-                    size += _write_packet(f, time.time(), captured, len(data))
+                    record = pcap_record(time.time(), captured, len(data))
+                    f.write(record)
+                    size += len(record)
                     packets += 1
             log.info("live %s: chunk %s with %d packets", interface, path.name, packets)
             if packets:

@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pktbuild import DLT_EN10MB, DLT_RAW, pcap_bytes, pcapng_bytes, udp4_frame
-from wirestream.processors.engine.pcapio import CaptureError, CaptureStats, read_packets
+from wirestream.processors.engine.pcapio import (
+    CaptureError,
+    CaptureStats,
+    pcap_file_header,
+    pcap_record,
+    read_packets,
+    split_zeek_time,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -200,3 +207,27 @@ def test_check_capture_file_refuses_non_captures(tmp_path) -> None:
             check_capture_file(tmp_path / name)
     with pytest.raises(CaptureError, match="cannot open"):
         check_capture_file(tmp_path / "missing.pcap")
+
+
+def test_written_records_read_back_to_the_same_zeek_time() -> None:
+    """pcap_record splits a time the way _pcap reads it back (nearest microsecond, carried)."""
+    times = [0.0, 1.5, 5.9999996, 1_700_000_000.123456, 1_379_288_668.999_999_7, 2.000_000_4]
+    data = pcap_file_header(DLT_EN10MB) + b"".join(pcap_record(t, FRAME, 99) for t in times)
+    packets = list(read_packets(io.BytesIO(data)))
+    assert [p.ts for p in packets] == [
+        0.0,
+        1.5,
+        6.0,
+        1_700_000_000.123456,
+        1_379_288_669.0,
+        2.0,
+    ]
+    assert {(p.wirelen, p.linktype) for p in packets} == {(99, DLT_EN10MB)}
+    assert [split_zeek_time(t) for t in times] == [
+        (0, 0),
+        (1, 500_000),
+        (6, 0),
+        (1_700_000_000, 123_456),
+        (1_379_288_669, 0),
+        (2, 0),
+    ]

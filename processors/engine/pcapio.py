@@ -70,6 +70,28 @@ def to_zeek_time(sec: int, ticks: int, units_per_sec: int) -> float:
     return sec + usec / 1e6
 
 
+def split_zeek_time(ts: float) -> tuple[int, int]:
+    """(seconds, microseconds) of a Zeek time for a microsecond pcap record: the inverse of
+    reading one (``sec + usec / 1e6``), to the nearest microsecond, carrying into the seconds
+    (5.9999996 is (6, 0), never a 1,000,000 usec field nor a clamp to 999,999)."""
+    sec = int(ts)
+    usec = round((ts - sec) * 1e6)
+    if usec >= 1_000_000:
+        return sec + 1, usec - 1_000_000
+    return sec, usec
+
+
+def pcap_file_header(linktype: int, snaplen: int = MAX_SNAPLEN) -> bytes:
+    """The 24-byte header of a little-endian microsecond pcap file (what our writers produce)."""
+    return struct.pack("<IHHiIII", PCAP_MAGIC_US, 2, 4, 0, 0, snaplen, linktype)
+
+
+def pcap_record(ts: float, data: bytes, wirelen: int) -> bytes:
+    """One record of such a file: header (time split by :func:`split_zeek_time`) + bytes."""
+    sec, usec = split_zeek_time(ts)
+    return struct.pack("<IIII", sec, usec, len(data), wirelen) + data
+
+
 def open_source(source: str | Path | BinaryIO) -> tuple[BinaryIO, bool]:
     """A binary stream for a path, ``-`` (stdin) or an open stream; True if we must close it."""
     if isinstance(source, (str, Path)):
