@@ -68,6 +68,8 @@ _DPD_SERVER = re.compile(rb"[hH][tT][tT][pP]/[0-9]")
 
 # Leading blanks, then printable ASCII (33..126) minus the tspecials ()<>@,;:\\"/[]?=
 _TOKEN = re.compile(rb"[ \t]*([!#$%&'*+\-.0-9A-Z^_`a-z{|}~]*)")
+# The headers MIME_Entity::ParseMIMEHeader acts on (lower-cased).
+_MIME_HEADERS = frozenset((b"content-type", b"content-transfer-encoding"))
 
 
 def _token(value: bytes) -> tuple[bytes, bytes]:
@@ -393,11 +395,13 @@ class _Entity:
         if not _FIELD_NAME.fullmatch(name):
             return
         value = line[colon + 1 :].lstrip(b" \t\r\n\f\v")
-        self._parse_mime_header(name, value)
-        self.submit_header(name, value)
-
-    def _parse_mime_header(self, name: bytes, value: bytes) -> None:
         lname = name.lower()
+        if lname in _MIME_HEADERS:
+            self._parse_mime_header(lname, value)
+        self.submit_header(name, value, lname)
+
+    def _parse_mime_header(self, lname: bytes, value: bytes) -> None:
+        """MIME_Entity::ParseMIMEHeader for ``lname`` (the lower-cased name)."""
         if lname == b"content-type":
             m = re.match(rb"\s*([^\s/;]+)\s*/\s*([^\s;]+)", value)
             if m is None:
@@ -582,8 +586,7 @@ class _Entity:
         self.body_length += len(data) + (2 if trailing_crlf else 0)
         self._mime_deliver(data, trailing_crlf)
 
-    def submit_header(self, name: bytes, value: bytes) -> None:
-        lname = name.lower()
+    def submit_header(self, name: bytes, value: bytes, lname: bytes) -> None:
         # Entity-level headers of parts (a part's own Content-Length, encodings) are left alone.
         if self.depth > 0 and lname == b"transfer-encoding":
             self.msg.weird("HTTP_nested_transfer_encoding_header")
@@ -628,7 +631,8 @@ class _Entity:
                 token = _token(value)[0]
                 if token.lower() != b"100-continue":
                     self.msg.weird("HTTP_expect_not_100_continue", text(token))
-        self.msg.header(self, name, value)
+        msg = self.msg
+        msg.http.header(msg.is_orig, name, value, lname)
 
     def _content_range(self, value: bytes) -> None:
         unit, rest = _token(value)
@@ -770,9 +774,6 @@ class _Message:
         if entity is self.top:
             self.done(False)
 
-    def header(self, entity: _Entity, name: bytes, value: bytes) -> None:
-        self.http.header(self.is_orig, name, value)
-
     def file_data(self, entity: _Entity, data: bytes) -> None:
         self.http.file_data(self.is_orig, entity, data)
 
@@ -805,7 +806,22 @@ class _Side:
         self.is_orig = is_orig
 
     def line(self, data: bytes, trailing_crlf: bool) -> None:
-        self.http.deliver(self.is_orig, data, trailing_crlf, plain=False)
+        http = self.http
+        # A header line of a message under way goes straight to its top entity: the checks of
+        # deliver -> _request_side/_reply_side -> _Message.deliver -> _Entity.deliver ->
+        # _http_deliver, done here once (an empty line, which ends the headers, and every
+        # other case take that path).
+        if data and not http.upgraded and not http.finished:
+            if self.is_orig:
+                msg = http.request_message if http.request_state == "message" else None
+            else:
+                msg = http.reply_message if http.reply_state == "message" else None
+            if msg is not None:
+                top = msg.top
+                if top.in_header and not top.end_of_data:
+                    top._mime_deliver(data, True)
+                    return
+        http.deliver(self.is_orig, data, trailing_crlf, plain=False)
 
     def plain(self, data: bytes) -> None:
         self.http.deliver(self.is_orig, data, False, plain=True)
@@ -1143,8 +1159,8 @@ class HttpAnalyzer:
 
     # -- header handling (HTTP_Analyzer::HTTP_Header + the scripts' http_header handlers)
 
-    def header(self, is_orig: bool, name: bytes, value: bytes) -> None:
-        lname = name.lower()
+    def header(self, is_orig: bool, name: bytes, value: bytes, lname: bytes) -> None:
+        """One header of a message (``lname``: its name lower-cased)."""
         if lname == b"connection":
             token = _token(value)[0].lower()
             if is_orig:
