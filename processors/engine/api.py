@@ -55,14 +55,24 @@ class ConnId:
     resp_p: int
     proto: str  # "tcp", "udp", "icmp" (Zeek's transport_proto enum; ICMPv6 also logs as "icmp")
 
+    def id_tuple(self) -> tuple[str, int, str, int]:
+        return (self.orig_h, self.orig_p, self.resp_h, self.resp_p)
+
     def columns(self) -> Record:
         """The ``id.*`` columns every connection-scoped log starts with."""
-        return {
-            "id.orig_h": self.orig_h,
-            "id.orig_p": self.orig_p,
-            "id.resp_h": self.resp_h,
-            "id.resp_p": self.resp_p,
-        }
+        return id_columns(self.id_tuple())
+
+
+ID_COLUMNS = ("id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p")
+
+
+def id_columns(endpoints: tuple[str, int, str, int] | None) -> Record:
+    """The ``id.*`` columns of ``(orig_h, orig_p, resp_h, resp_p)``; with no connection (a
+    weird or a file outside any), all four present and unset (None), as Zeek logs them."""
+    if endpoints is None:
+        return dict.fromkeys(ID_COLUMNS)
+    orig_h, orig_p, resp_h, resp_p = endpoints
+    return {"id.orig_h": orig_h, "id.orig_p": orig_p, "id.resp_h": resp_h, "id.resp_p": resp_p}
 
 
 @dataclass(slots=True)

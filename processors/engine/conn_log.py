@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from . import tcp
+from .api import id_columns
 from .linklayer import mac_text
 
 if TYPE_CHECKING:
@@ -151,10 +152,7 @@ def conn_record(conn: Connection, local_nets: LocalNets) -> dict[str, Any]:
     record: dict[str, Any] = {
         "ts": conn.start_time,
         "uid": conn.uid,
-        "id.orig_h": conn.orig_h,
-        "id.orig_p": conn.orig_p,
-        "id.resp_h": conn.resp_h,
-        "id.resp_p": conn.resp_p,
+        **id_columns(conn.id_tuple()),
         "proto": conn.transport,
         "service": ",".join(conn.services).lower() if conn.services else None,
         "duration": duration if lasted else None,

@@ -16,7 +16,7 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from wirestream.processors.engine.api import ConnId, ExtractedFile, Record
+from wirestream.processors.engine.api import ConnId, ExtractedFile, Record, id_columns
 from wirestream.processors.engine.conn_log import LocalNets
 from wirestream.processors.engine.mime import BOF_BUFFER_SIZE, sniff_mime
 from wirestream.processors.engine.uid import UidGenerator
@@ -354,10 +354,7 @@ def file_record(f: FileHandle) -> Record:
         "ts": f.ts,
         "fuid": f.fuid,
         "uid": f.uid,
-        "id.orig_h": cid.orig_h if cid else None,
-        "id.orig_p": cid.orig_p if cid else None,
-        "id.resp_h": cid.resp_h if cid else None,
-        "id.resp_p": cid.resp_p if cid else None,
+        **id_columns(cid.id_tuple() if cid else None),
         "source": f.source,
         "depth": f.depth,
         "analyzers": list(f.analyzers),

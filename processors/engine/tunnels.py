@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .api import IPDatagram
+from .api import IPDatagram, id_columns
 from .linklayer import DLT_EN10MB, DLT_RAW
 
 if TYPE_CHECKING:
@@ -339,10 +339,7 @@ class Tunnels:
             record = {
                 "ts": ts,
                 "uid": ref.uid,
-                "id.orig_h": ref.orig_h,
-                "id.orig_p": ref.orig_p,
-                "id.resp_h": ref.resp_h,
-                "id.resp_p": ref.resp_p,
+                **id_columns(cid),
                 "tunnel_type": f"Tunnel::{ref.tunnel_type}",
                 "action": "Tunnel::DISCOVER",
             }
@@ -356,10 +353,7 @@ class Tunnels:
         record = {
             "ts": ts,
             "uid": None,
-            "id.orig_h": cid[0],
-            "id.orig_p": cid[1],
-            "id.resp_h": cid[2],
-            "id.resp_p": cid[3],
+            **id_columns(cid),
             "tunnel_type": f"Tunnel::{tunnel_type}",
             "action": "Tunnel::DISCOVER",
         }

@@ -9,9 +9,8 @@ ignored outright or logged once per connection/originator. Times are network (pa
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-Record = dict[str, Any]
+from .api import Record, id_columns
 
 IGNORE, LOG, LOG_ONCE, LOG_PER_CONN, LOG_PER_ORIG = range(5)
 
@@ -133,20 +132,7 @@ class WeirdLog:
             self._ignore_until[(name, identifier)] = ts + IGNORE_REPEATS_FOR
             if len(self._ignore_until) > self._prune_at:
                 self._prune(ts)
-        record: Record = {"ts": ts, "uid": uid}
-        if conn_id is not None:
-            record.update(
-                {
-                    "id.orig_h": conn_id[0],
-                    "id.orig_p": conn_id[1],
-                    "id.resp_h": conn_id[2],
-                    "id.resp_p": conn_id[3],
-                }
-            )
-        else:
-            record.update(
-                {"id.orig_h": None, "id.orig_p": None, "id.resp_h": None, "id.resp_p": None}
-            )
+        record: Record = {"ts": ts, "uid": uid, **id_columns(conn_id)}
         record.update(
             {
                 "name": name,
