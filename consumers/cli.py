@@ -37,7 +37,10 @@ def logs() -> None:
 @logs.command("topics")
 @click.pass_context
 def topics_cmd(ctx: click.Context) -> None:
-    """Every log topic: partitions, records, time span, consumer-group lag."""
+    """Every log topic with its partitions, records and time span.
+
+    Consumer-group lag is shown too.
+    """
     from wirestream.consumers import ConsumerError, TopicsView
 
     try:
@@ -52,7 +55,10 @@ def topics_cmd(ctx: click.Context) -> None:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file.")
 @click.pass_context
 def tail_cmd(ctx: click.Context, log: str, count: int, out: Path | None) -> None:
-    """The newest COUNT records of LOG (e.g. conn, dns)."""
+    """The newest records of LOG.
+
+    LOG is a log name such as conn or dns; -n says how many records.
+    """
     from wirestream.consumers import ConsumerError, tail
 
     try:
