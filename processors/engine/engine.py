@@ -299,7 +299,7 @@ class Engine:
         key = make_key(src, sport, dg.dst, tp.dport, 6)
         conn = self.connections.get(key)
         if conn is not None:
-            if conn.adapter.is_reuse(dg.ts, tp):
+            if tp.flags & 0x02 and conn.adapter.is_reuse(dg.ts, tp):  # reuse needs a SYN
                 self.remove_connection(conn)
                 conn = None
             elif dg.encap or conn.encap_stack:

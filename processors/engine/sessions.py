@@ -520,7 +520,13 @@ class Connection:
         partial = self.transport == "tcp" and self.adapter.is_partial
         for slot in self.slots:
             if slot.active and not (partial and slot.spec.name in SKIP_WHEN_PARTIAL):
-                self._call(slot, "data", is_orig, data, ts)
+                try:  # _call(slot, "data", ...), inlined on the per-segment path
+                    slot.analyzer.data(is_orig, data, ts)
+                except Exception as exc:  # a broken analyzer must not stop the engine
+                    log.warning(
+                        "%s analyzer failed on %s: %s", slot.spec.name, self.uid, exc, exc_info=True
+                    )
+                    slot.active = False
         if self._sniff:
             self._sniff_more(is_orig, data)
 

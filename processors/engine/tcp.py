@@ -344,7 +344,8 @@ class Reassembler:
     def _deliver(self, seq: int, data: bytes) -> None:
         if self.skip_deliveries:
             return
-        self.endp.session.deliver(self.endp.is_orig, data)
+        endp = self.endp
+        endp.session.conn.deliver_stream(endp.is_orig, data)  # TcpSession.deliver, inlined
 
     def trim_to_seq(self, seq: int) -> None:
         if seq > self.last_reassem_seq:
@@ -594,12 +595,18 @@ class TcpSession:
         delta_last = self._update_last_seq(endpoint, seq_one_past, flags, length)
         endpoint.last_time = t
 
-        do_close, gen_event = self._update_state_machine(
-            t, endpoint, peer, base_seq, ack_seq, length, delta_last, is_orig, flags
-        )
+        if flags & (SYN | FIN | RST) or endpoint.state not in (ESTABLISHED, PARTIAL):
+            do_close, gen_event = self._update_state_machine(
+                t, endpoint, peer, base_seq, ack_seq, length, delta_last, is_orig, flags
+            )
+        else:  # _update_established without SYN/FIN/RST changes nothing
+            do_close = gen_event = False
         # The state machine may have flipped the roles; endpoint objects stay the same.
         if flags & ACK:
-            peer.reassembler.ack_received(rel_ack)
+            peer_reassembler = peer.reassembler
+            # ack_received returns at once for an ACK at or below trim_seq (no FIN to clamp to)
+            if peer.fin_cnt > 0 or rel_ack > peer_reassembler.trim_seq:
+                peer_reassembler.ack_received(rel_ack)
 
         # Zeek's CheckPIA_FirstPacket uses the is_orig the packet arrived with.
         self.first_packet_seen |= 1 if is_orig else 2
@@ -612,7 +619,8 @@ class TcpSession:
             else:
                 self.weird("truncated_tcp_payload")
 
-        if not reassembler.did_eof:
+        # check_eof's first tests inlined (CLOSED and RESET are the two highest states)
+        if not reassembler.did_eof and (endpoint.fin_cnt > 0 or endpoint.state >= CLOSED):
             reassembler.check_eof()
         if do_close:
             self._connection_closed(endpoint, peer, gen_event)
