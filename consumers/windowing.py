@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 Window = tuple[pd.Timestamp, pd.Timestamp, Any]
 BATCH = 10_000
-POLL_S = 0.05  # longest wait for a batch to fill: bounds the added latency in live use
+POLL_S = 0.05  # longest wait for the next message: how often stop() and idle flushes are checked
 NO_DATA = -(2**62)
 COLUMNWISE_MIN = 64  # smaller batches (live data) gain nothing from the column-wise path
 
@@ -67,6 +67,21 @@ class _Buffer:
 
     def __len__(self) -> int:
         return sum(len(v) for v in self.values.values())
+
+
+def _next_batch(consumer: Consumer) -> list[Any]:
+    """What is queued now (up to BATCH), else wait up to POLL_S for the first message only.
+
+    ``consume(BATCH, timeout)`` waits the whole timeout unless BATCH messages come: on live data
+    every record sat ~POLL_S in the client before the window could see it.
+    """
+    msgs = consumer.consume(BATCH, timeout=0)
+    if msgs:
+        return msgs
+    msgs = consumer.consume(1, timeout=POLL_S)
+    if msgs:
+        msgs += consumer.consume(BATCH - 1, timeout=0)
+    return msgs
 
 
 def window_starts(ts_ms: int, every_ms: int, hop_ms: int) -> range:
@@ -416,7 +431,7 @@ class Windows:
         last_data = time.monotonic()
         while not self._stopping:
             with session.paused_gc():  # not across the yields below: the caller's code runs there
-                msgs = consumer.consume(BATCH, timeout=POLL_S)
+                msgs = _next_batch(consumer)
                 if self._take_batch(msgs):
                     last_data = time.monotonic()
             all_at_end = bool(self._assigned) and self._at_end >= self._assigned
