@@ -123,7 +123,9 @@ class Engine:
         ts = packet.ts
         if ts > self.now:
             self.now = ts
-        self.timers.advance(self.now)  # _advance, inlined on the per-packet path
+        heap = self.timers.heap  # _advance, inlined on the per-packet path
+        if heap and heap[0][0] <= self.now:
+            self.timers.advance(self.now)
         if self.conn_l2_columns:  # Ethernet source/destination, for orig_l2_addr/resp_l2_addr
             data = packet.data
             ethernet = packet.linktype == 1 and len(data) >= 14

@@ -154,17 +154,19 @@ class TimerQueue:
     """Zeek's timer manager: callbacks fire when packet time passes their time."""
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Timer]] = []
+        # (when, sequence, timer), a heap: heap[0][0] is the next due time (the engine peeks
+        # at it per packet to skip advance() when nothing is due).
+        self.heap: list[tuple[float, int, Timer]] = []
         self._seq = 0
 
     def add(self, when: float, callback: Callable[[float], None], do_expire: bool = False) -> Timer:
         self._seq += 1
         timer = Timer(when, callback, do_expire)
-        heapq.heappush(self._heap, (when, self._seq, timer))
+        heapq.heappush(self.heap, (when, self._seq, timer))
         return timer
 
     def advance(self, now: float) -> None:
-        heap = self._heap
+        heap = self.heap
         while heap and heap[0][0] <= now:
             timer = heapq.heappop(heap)[2]
             if not timer.cancelled:
@@ -172,14 +174,14 @@ class TimerQueue:
 
     def expire_all(self, now: float) -> None:
         """End of input: fire the timers marked do_expire, in time order, at ``now``."""
-        heap = self._heap
+        heap = self.heap
         while heap:
             timer = heapq.heappop(heap)[2]
             if timer.do_expire and not timer.cancelled:
                 timer.callback(now)
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return len(self.heap)
 
 
 @lru_cache(maxsize=1 << 16)

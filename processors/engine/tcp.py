@@ -997,15 +997,16 @@ class TcpSession:
 
 def _relative_seq(endpoint: Endpoint, cur_base: int, last: int, wraps: int) -> tuple[int, bool]:
     """Zeek's get_relative_seq: 64-bit relative sequence number and whether it underflowed."""
-    delta = seq_delta(cur_base, last)
-    if delta < 0:
+    # seq_delta inlined: the sign bit of the 32-bit difference is "negative".
+    delta = (cur_base - last) & _U32
+    if delta & 0x80000000:
         if wraps and cur_base > last:
             wraps -= 1
-    elif delta > 0 and cur_base < last:
+    elif delta and cur_base < last:
         wraps += 1
     if wraps == 0:
-        d = seq_delta(cur_base, endpoint.start_seq & _U32)
-        if d < 0:
-            return d & _U64, True
+        d = (cur_base - endpoint.start_seq) & _U32
+        if d & 0x80000000:
+            return (d - 0x100000000) & _U64, True
         return d, False
     return endpoint.to_relative(cur_base, wraps), False

@@ -68,8 +68,6 @@ _DPD_SERVER = re.compile(rb"[hH][tT][tT][pP]/[0-9]")
 
 # Leading blanks, then printable ASCII (33..126) minus the tspecials ()<>@,;:\\"/[]?=
 _TOKEN = re.compile(rb"[ \t]*([!#$%&'*+\-.0-9A-Z^_`a-z{|}~]*)")
-# The headers MIME_Entity::ParseMIMEHeader acts on (lower-cased).
-_MIME_HEADERS = frozenset((b"content-type", b"content-transfer-encoding"))
 
 
 def _token(value: bytes) -> tuple[bytes, bytes]:
@@ -385,8 +383,9 @@ class _Entity:
     def _finish_header(self) -> None:
         if self.header is None:
             return
-        line = b"".join(self.header)
-        self.header_lines = self.header
+        header = self.header
+        line = header[0] if len(header) == 1 and header[0].__class__ is bytes else b"".join(header)
+        self.header_lines = header
         self.header = None
         colon = line.find(b":")
         if colon <= 0:
@@ -396,7 +395,7 @@ class _Entity:
             return
         value = line[colon + 1 :].lstrip(b" \t\r\n\f\v")
         lname = name.lower()
-        if lname in _MIME_HEADERS:
+        if lname == b"content-type" or lname == b"content-transfer-encoding":
             self._parse_mime_header(lname, value)
         self.submit_header(name, value, lname)
 
