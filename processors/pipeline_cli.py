@@ -34,9 +34,12 @@ def _settings(ctx: click.Context, *, start_broker: bool = False) -> Settings:
 
 def ensure_pipeline_topics(settings: Settings) -> None:
     """The system topics the pipeline needs (log topics are created as logs appear)."""
-    from wirestream.admin import ensure_topics
+    from wirestream.admin import TopicError, ensure_topics
 
-    ensure_topics(settings, topics.system_topic_specs(settings))
+    try:
+        ensure_topics(settings, topics.system_topic_specs(settings))
+    except TopicError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 # --- send ---------------------------------------------------------------------------------------

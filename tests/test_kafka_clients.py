@@ -47,3 +47,40 @@ def test_consumers_read_committed_by_default(settings, topic_name):
     finally:
         consumer.close()
     assert seen == [b"committed"]
+
+
+UNREACHABLE = "127.0.0.1:1"  # nothing listens on port 1: every connect is refused
+
+
+def test_admin_on_an_unreachable_bootstrap_fails_quietly_naming_it(capfd) -> None:
+    """librdkafka printed a connect-failure line per retry for the whole 60 s admin timeout;
+    now the probe gives up once all brokers are down, with one error and no stderr chatter."""
+    import pytest
+
+    from wirestream.config import Settings
+    from wirestream.kafka import KafkaUnreachable
+
+    with pytest.raises(KafkaUnreachable, match=r"cannot reach Kafka at 127\.0\.0\.1:1: .*refused"):
+        make_admin(Settings().with_overrides(bootstrap_servers=UNREACHABLE))
+    assert "rdkafka" not in capfd.readouterr().err
+
+
+def test_topics_list_on_an_unreachable_bootstrap_is_one_error_line() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "wirestream", "-b", UNREACHABLE, "topics", "list"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"error: cannot reach Kafka at {UNREACHABLE}: ")
+
+
+def test_admin_probe_passes_on_a_live_broker(settings) -> None:
+    admin = make_admin(settings, probe_s=30)
+    assert admin.list_topics(timeout=10).brokers

@@ -31,7 +31,7 @@ from confluent_kafka.admin import (
 
 from wirestream.cli import settings_of
 from wirestream.config import Settings
-from wirestream.kafka import make_admin, resolve_bootstrap
+from wirestream.kafka import KafkaUnreachable, make_admin, resolve_bootstrap
 from wirestream.topics import TopicSpec, log_of_topic, log_topic_spec, system_topic_specs
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,11 @@ def all_topic_specs(settings: Settings) -> list[TopicSpec]:
 
 
 def _admin(settings: Settings) -> AdminClient:
-    return make_admin(resolve_bootstrap(settings))
+    """An admin client on a broker that answers; TopicError (naming the address) otherwise."""
+    try:
+        return make_admin(resolve_bootstrap(settings))
+    except KafkaUnreachable as exc:
+        raise TopicError(str(exc)) from exc
 
 
 def _metadata(admin: AdminClient, timeout_s: float) -> ClusterMetadata:
@@ -220,7 +224,7 @@ def ensure_topics(
     if len(set(names)) != len(names):
         raise ValueError(f"duplicate topic names in specs: {sorted(names)}")
     settings = resolve_bootstrap(settings)
-    admin = make_admin(settings)
+    admin = _admin(settings)
     metadata = _metadata(admin, timeout_s)
     brokers = len(metadata.brokers)
     missing = [s for s in specs if s.name not in metadata.topics]

@@ -6,6 +6,7 @@ with the one set of connection/security properties, plus the role-specific optio
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -13,6 +14,24 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from confluent_kafka.admin import AdminClient
 
 from wirestream.config import Settings
+
+librdkafka_log = logging.getLogger("wirestream.librdkafka")
+ADMIN_PROBE_S = 10.0  # how long an admin client waits for a first broker answer
+
+
+class KafkaUnreachable(ConnectionError):
+    """No bootstrap server answered: one clear error instead of librdkafka's retry chatter."""
+
+
+class _DebugLog:
+    """librdkafka's ``logger``: its lines (a refused connect is an ERROR to it, repeated every
+    backoff) go to logging at DEBUG; the caller reports the failure once, with the address."""
+
+    def log(self, level: int, msg: str, *args: Any) -> None:
+        librdkafka_log.debug(msg, *args)
+
+
+_DEBUG_LOG = _DebugLog()
 
 
 def resolve_bootstrap(settings: Settings, *, start: bool = True) -> Settings:
@@ -47,8 +66,41 @@ def make_consumer(settings: Settings, group_id: str, **extra: Any) -> Consumer:
     return Consumer(_conf(settings, {**base, **extra}))
 
 
-def make_admin(settings: Settings, **extra: Any) -> AdminClient:
-    return AdminClient(_conf(settings, extra))
+def make_admin(
+    settings: Settings, *, probe_s: float | None = ADMIN_PROBE_S, **extra: Any
+) -> AdminClient:
+    """An admin client that fails fast and quietly: librdkafka's log lines and error events go
+    to logging at DEBUG, and (unless ``probe_s`` is None) a metadata probe must succeed first,
+    else :class:`KafkaUnreachable` naming the bootstrap address: an unreachable broker used to
+    print connect failures for the whole 60 s admin timeout before its error."""
+    seen: dict[str, KafkaError] = {}  # "last" error event; "down" once all brokers were down
+
+    def on_error(err: KafkaError) -> None:
+        librdkafka_log.debug("librdkafka error: %s", err)
+        seen["last"] = err
+        if err.code() == KafkaError._ALL_BROKERS_DOWN:
+            seen["down"] = err
+
+    admin = AdminClient(_conf(settings, {"logger": _DEBUG_LOG, "error_cb": on_error, **extra}))
+    if probe_s is not None:
+        _probe(admin, settings.bootstrap_servers or "", probe_s, seen)
+    return admin
+
+
+def _probe(admin: AdminClient, bootstrap: str, timeout: float, seen: dict[str, KafkaError]) -> None:
+    """Returns once a broker answers a metadata request; gives up at ``timeout`` or as soon as
+    librdkafka reports all brokers down (a refused connect: no point waiting)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            admin.list_topics(timeout=max(0.1, min(1.0, deadline - time.monotonic())))
+            return
+        except KafkaException as exc:
+            reason = exc.args[0].str() if isinstance(exc.args[0], KafkaError) else str(exc)
+        admin.poll(0)  # serves error_cb
+        if "down" in seen or time.monotonic() >= deadline:
+            detail = seen["last"].str() if "last" in seen else reason
+            raise KafkaUnreachable(f"cannot reach Kafka at {bootstrap}: {detail}")
 
 
 # Errors a partition reports while a new topic's leadership settles; they clear by themselves.
