@@ -539,7 +539,15 @@ class TcpSession:
         if underflow and not flags & RST:
             self.weird("TCP_seq_underflow_or_misorder")
 
-        self._update_history(flags, endpoint, rel_seq, length)
+        if flags & (SYN | FIN | RST) or not (length or flags & ACK):
+            self._update_history(flags, endpoint, rel_seq, length)
+        else:  # _update_history's data/pure-ACK case, inlined
+            mask = HIST_DATA_PKT if length else HIST_ACK_PKT
+            conn = self.conn
+            if not conn.hist_seen & (mask if endpoint.is_orig else mask << 16) or (
+                conn.history == "H"
+            ):
+                endpoint.check_history(mask, "D" if length else "A")
         # update_window: only zero windows matter for the log (history W).
         if (
             tp.win == 0
@@ -592,7 +600,16 @@ class TcpSession:
                     if not (ack_seq == 0 and delta_ack > TOO_LARGE_SEQ_DELTA) and delta_ack > 0:
                         peer.update_ack_seq(ack_seq)
 
-        delta_last = self._update_last_seq(endpoint, seq_one_past, flags, length)
+        if flags & (SYN | FIN | RST) or endpoint.state == RESET:
+            delta_last = self._update_last_seq(endpoint, seq_one_past, flags, length)
+        else:  # _update_last_seq without SYN/FIN/RST, inlined
+            delta_last = (seq_one_past - endpoint.last_seq) & _U32
+            if delta_last & 0x80000000:
+                delta_last -= 0x100000000
+            if delta_last > 0:
+                endpoint.update_last_seq(seq_one_past)
+            elif length > 0:
+                endpoint.scaled("T")
         endpoint.last_time = t
 
         if flags & (SYN | FIN | RST) or endpoint.state not in (ESTABLISHED, PARTIAL):
