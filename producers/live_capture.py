@@ -22,6 +22,12 @@ log = logging.getLogger(__name__)
 
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
+SOL_PACKET = 263
+PACKET_STATISTICS = 6  # struct tpacket_stats {u32 tp_packets; u32 tp_drops;}, reset on read
+SO_RCVBUFFORCE = 33
+# The kernel queues packets here while Python writes the previous ones; busy links (or the
+# loopback, which carries Kafka's own traffic) overflow the ~200 KiB default within milliseconds.
+RECEIVE_BUFFER = 64 * 1024 * 1024
 DLT_EN10MB = 1
 MAX_FRAME = 262_144
 
@@ -37,6 +43,7 @@ def open_interface(interface: str) -> socket.socket:
         )
     try:
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        _grow_receive_buffer(sock)
         sock.bind((interface, 0))
     except PermissionError as exc:
         raise LiveCaptureError(
@@ -46,6 +53,23 @@ def open_interface(interface: str) -> socket.socket:
         raise LiveCaptureError(f"cannot capture on {interface}: {exc}") from exc
     sock.settimeout(0.2)
     return sock
+
+
+def _grow_receive_buffer(sock: socket.socket) -> None:
+    """Ask for RECEIVE_BUFFER bytes: forced when privileged, else up to the system's rmem_max."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
+    except OSError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+
+
+def kernel_drops(sock: socket.socket) -> int:
+    """Packets the kernel dropped for this socket since the last call (its buffer was full)."""
+    try:
+        raw = sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8)
+    except OSError:
+        return 0
+    return int.from_bytes(raw[4:8], "little")
 
 
 def capture_chunks(
@@ -82,6 +106,11 @@ def capture_chunks(
                     f.write(record)
                     size += len(record)
                     packets += 1
+            drops = kernel_drops(sock)
+            if drops:
+                log.warning(
+                    "live %s: chunk %s lost %d packets in the kernel", interface, path.name, drops
+                )
             log.info("live %s: chunk %s with %d packets", interface, path.name, packets)
             if packets:
                 yield path
