@@ -370,8 +370,9 @@ class _Entity:
                     self._new_header(data.lstrip(b" \t"))
                 else:
                     self.header.append(data)
-            else:
-                self._new_header(data)
+            else:  # _new_header(data), inlined: data is not empty here
+                self._finish_header()
+                self.header = [data]
         else:
             self._new_data_line(data, trailing_crlf)
 
