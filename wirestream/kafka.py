@@ -51,7 +51,7 @@ def _conf(settings: Settings, extra: dict[str, Any]) -> dict[str, Any]:
 
 def make_producer(settings: Settings, **extra: Any) -> Producer:
     """An idempotent producer (acks=all); pass ``transactional.id`` etc. through ``extra``."""
-    base = {"enable.idempotence": True, "acks": "all", "linger.ms": 20, "compression.type": "zstd"}
+    base = {"enable.idempotence": True, "acks": "all", "linger.ms": 20, "compression.type": "lz4"}
     return Producer(_conf(settings, {**base, **extra}))
 
 
