@@ -322,8 +322,12 @@ class Engine:
             conn.weird("bad_TCP_checksum", source="TCP")
             conn.adapter.checksum_error(is_orig)
             return
-        is_orig = conn.adapter.process(is_orig, tp, payload[hdr_len:], wire_len - hdr_len, dg.ts)
-        conn.count_packet(is_orig, dg.ip_len)
+        if conn.adapter.process(is_orig, tp, payload[hdr_len:], wire_len - hdr_len, dg.ts):
+            conn.orig_pkts += 1  # Connection.count_packet, inlined
+            conn.orig_ip_bytes += dg.ip_len
+        else:
+            conn.resp_pkts += 1
+            conn.resp_ip_bytes += dg.ip_len
 
     # -- UDP --------------------------------------------------------------------------------
     def _udp(self, dg: IPDatagram) -> None:

@@ -280,7 +280,9 @@ class Reassembler:
         endp = self.endp
         if self.skip_deliveries:
             return False
-        ack = endp.to_relative(endp.ack_seq, endp.ack_wraps)
+        start_seq = endp.start_seq
+        ack64 = (endp.ack_wraps << 32) + endp.ack_seq
+        ack = (ack64 - start_seq) & _U64  # endp.to_relative(ack_seq, ack_wraps), inlined
         upper = seq + len(data)
         if seq < ack:
             if upper <= ack:
@@ -288,7 +290,11 @@ class Reassembler:
             data = data[ack - seq :]
             seq = ack
         self._new_block(t, seq, data)
-        if endp.no_data_acked() and self.undelivered_bytes() > TCP_MAX_ABOVE_HOLE_WITHOUT_ANY_ACKS:
+        if (
+            self.blocks  # undelivered_bytes() is 0 without blocks
+            and endp.no_data_acked()
+            and self.undelivered_bytes() > TCP_MAX_ABOVE_HOLE_WITHOUT_ANY_ACKS
+        ):
             endp.session.weird("above_hole_data_without_any_acks")
             self.clear()
             self.skip_deliveries = True

@@ -824,7 +824,18 @@ class _Side:
         http.deliver(self.is_orig, data, trailing_crlf, plain=False)
 
     def plain(self, data: bytes) -> None:
-        self.http.deliver(self.is_orig, data, False, plain=True)
+        http = self.http
+        # Body bytes of a message under way go straight to its top entity (deliver's plain
+        # branch -> _Message.deliver -> _Entity.deliver, whose checks are these).
+        if not http.upgraded and not http.finished:
+            if self.is_orig:
+                msg = http.request_message
+            else:
+                msg = http.reply_message if http.reply_state != "http09" else None
+            if msg is not None:
+                msg.top._http_deliver(data, False)
+                return
+        http.deliver(self.is_orig, data, False, plain=True)
 
     def weird(self, name: str) -> None:
         self.http.ctx.weird(name, ts=self.http.ts)
