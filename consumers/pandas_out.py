@@ -22,7 +22,9 @@ def _series(array: pa.ChunkedArray, col: Column | None, name: str) -> pd.Series:
     if col is None or col.zeek_type is None:  # a schema without Zeek types: Arrow's own mapping
         return pd.Series(pd.arrays.ArrowExtensionArray(array), name=name, copy=False)
     target = frames.arrow_type(col.zeek_type)
-    if array.type != target:
+    if target == pa.string() and array.type == pa.large_string():
+        pass  # pandas keeps Arrow strings as large_string: casting to string and back is 2 copies
+    elif array.type != target:
         array = array.cast(target, safe=False)
     return frames.series_from_arrow(array, col.zeek_type, name)
 
