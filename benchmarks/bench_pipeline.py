@@ -13,7 +13,7 @@ record is visible on the captures topic; several repetitions, p50/min/max.
 
 Throughput (a >= 200 MB trace replayed from the sample by ``bench_engine.build_big_trace``):
 ``run_builtin`` packets/s (in a child process), then producer -> processor(s) end to end (send start
-to details visible) with 1 and with 2 processors in one consumer group. The processors are
+to every part committed, i.e. analysed and published; details visible reported beside) with 1 and with 2 processors in one consumer group. The processors are
 ``wirestream process`` SUBPROCESSES (one core each at best: the machine has 2, shared), so their
 peak RSS (VmHWM) and CPU seconds are their own. Each part runs under a private topic prefix whose
 topics are deleted afterwards.
@@ -145,34 +145,63 @@ def group_members(settings: Any, group: str) -> int:
     return len(desc.members)
 
 
-class DetailsWatch:
-    """Follows the captures topic with one long-lived reader, so "visible" is seen within ~50 ms
-    (``wait_for_details`` opens a new consumer per poll, which would blur the latency)."""
+class ProcessorDied(RuntimeError):
+    pass
 
-    def __init__(self, settings: Any) -> None:
+
+class DetailsWatch:
+    """Follows the captures and capture-parts topics with long-lived readers, so "visible" is
+    seen within ~50 ms (``wait_for_details`` opens a new consumer per poll, which would blur the
+    latency). ``alive`` is checked while waiting: a dead processor fails the wait at once."""
+
+    def __init__(self, settings: Any, alive: Any) -> None:
         from wirestream.processors.capture_store import CompactedTopicReader
 
         from wirestream import topics
 
+        self.alive = alive
         self.reader = CompactedTopicReader(
             settings, topics.system_topic(topics.CAPTURES_TOPIC, settings)
         )
+        self.parts = CompactedTopicReader(
+            settings, topics.system_topic(topics.CAPTURE_PARTS_TOPIC, settings)
+        )
+        self.seen_parts: dict[str, set[int]] = {}
+
+    def _check(self, deadline: float, what: str) -> None:
+        if not self.alive():
+            raise ProcessorDied(f"a processor exited while waiting for {what}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no {what} in time")
+
+    def wait_parts(self, send_id: str, partitions: int, timeout: float) -> None:
+        """Until every (send, partition) stream's part is committed: the analysis is done."""
+        from wirestream.processors.capture_details import CapturePart
+
+        deadline = time.monotonic() + timeout
+        while len(self.seen_parts.get(send_id, ())) < partitions:
+            self._check(deadline, f"parts of send {send_id}")
+            for _key, value in self.parts.refresh(settle=0.5):
+                part = CapturePart.from_bytes(value)
+                self.seen_parts.setdefault(part.send_id, set()).add(part.partition)
+            time.sleep(0.05)
 
     def wait(self, md5: str, send_id: str, timeout: float) -> Any:
         from wirestream.processors.capture_details import CaptureDetails
 
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while True:
+            self._check(deadline, f"final details of {md5}")
             for key, value in self.reader.refresh(settle=0.5):
                 if key.decode() == md5:
                     d = CaptureDetails.from_bytes(value)
                     if d.done and d.send_id == send_id:
                         return d
             time.sleep(0.05)
-        raise TimeoutError(f"no final details for {md5} within {timeout:.0f} s")
 
     def close(self) -> None:
         self.reader.close()
+        self.parts.close()
 
 
 class Processors:
@@ -203,9 +232,15 @@ class Processors:
                 raise SystemExit(f"processors did not join {self.group}; logs in {logdir}")
             time.sleep(0.5)
 
+    def alive(self) -> bool:
+        return all(p.poll() is None for p in self.procs)
+
     def peak_rss_mb(self) -> list[float]:
         out = []
         for p in self.procs:
+            if p.poll() is not None:
+                out.append(float("nan"))  # exited: its peak is gone with it
+                continue
             status = Path(f"/proc/{p.pid}/status").read_text()
             kb = next(
                 int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM")
@@ -218,6 +253,9 @@ class Processors:
 
         out = []
         for p in self.procs:
+            if p.poll() is not None:
+                out.append(float("nan"))
+                continue
             t = psutil.Process(p.pid).cpu_times()
             out.append(t.user + t.system)
         return out
@@ -233,22 +271,36 @@ class Processors:
                 p.kill()
 
 
-def send_and_wait(producer: Any, watch: DetailsWatch, path: Path, timeout: float) -> dict:
-    """Times one forced send from its start until its final details are visible."""
+def send_and_wait(
+    producer: Any,
+    watch: DetailsWatch,
+    path: Path,
+    timeout: float,
+    on_analysed: Any = None,
+) -> dict:
+    """Times one forced send from its start until every part is committed (analysis done) and
+    until its final details are visible; a details failure is reported, not hidden."""
     t0 = time.perf_counter()
     sent = producer.send(path, force=True)
     t_sent = time.perf_counter()
     if sent.status != "sent":
         raise SystemExit(f"send of {path} {sent.status}: {sent.error}")
-    details = watch.wait(sent.md5, sent.send_id, timeout)
-    t_done = time.perf_counter()
-    return {
-        "packets": sent.packets,
-        "send_s": t_sent - t0,
-        "total_s": t_done - t0,
-        "status": details.status,
-        "records": sum(e["records"] for e in details.logs.values()),
-    }
+    out: dict[str, Any] = {"packets": sent.packets, "send_s": t_sent - t0}
+    watch.wait_parts(sent.send_id, sent.partitions, timeout)
+    out["parts_s"] = time.perf_counter() - t0
+    if on_analysed is not None:  # before the details wait (a processor may die in it)
+        out.update(on_analysed())
+    try:
+        details = watch.wait(sent.md5, sent.send_id, timeout)
+    except (ProcessorDied, TimeoutError) as exc:
+        out.update(total_s=float("nan"), status=f"NO DETAILS ({exc})", records=-1)
+        return out
+    out.update(
+        total_s=time.perf_counter() - t0,
+        status=details.status,
+        records=sum(e["records"] for e in details.logs.values()),
+    )
+    return out
 
 
 # --- the three parts -------------------------------------------------------------------------------
@@ -332,7 +384,7 @@ def latency(path: Path, reps: int, logdir: Path) -> None:
     settings = private_settings()
     procs = Processors(settings, 1, logdir)
     producer = PcapProducer(settings)
-    watch = DetailsWatch(settings)
+    watch = DetailsWatch(settings, procs.alive)
     try:
         warm = send_and_wait(producer, watch, path, timeout=300)  # group join, imports, topics
         runs = [send_and_wait(producer, watch, path, timeout=300) for _ in range(reps)]
@@ -378,13 +430,16 @@ def throughput(path: Path, counts: tuple[int, ...], warmup: Path, logdir: Path) 
         settings = private_settings()
         procs = Processors(settings, n, logdir)
         producer = PcapProducer(settings)
-        watch = DetailsWatch(settings)
+        watch = DetailsWatch(settings, procs.alive)
         try:
             send_and_wait(producer, watch, warmup, timeout=300)
             cpu0 = sum(procs.cpu_seconds())
-            r = send_and_wait(producer, watch, path, timeout=1800)
-            cpu = sum(procs.cpu_seconds()) - cpu0
-            rss = procs.peak_rss_mb()
+
+            def snapshot(procs: Processors = procs, cpu0: float = cpu0) -> dict:
+                return {"cpu": sum(procs.cpu_seconds()) - cpu0, "rss": procs.peak_rss_mb()}
+
+            r = send_and_wait(producer, watch, path, timeout=1800, on_analysed=snapshot)
+            cpu, rss = r["cpu"], r["rss"]
         finally:
             watch.close()
             producer.close()
@@ -395,7 +450,7 @@ def throughput(path: Path, counts: tuple[int, ...], warmup: Path, logdir: Path) 
         rows.append(
             (
                 f"send -> {n} processor{'s' if n > 1 else ''} (subproc)",
-                r["total_s"],
+                r["parts_s"],
                 r["packets"],
                 "+".join(f"{x:.0f}" for x in rss),
                 f"{r['send_s']:.1f}",
@@ -403,7 +458,11 @@ def throughput(path: Path, counts: tuple[int, ...], warmup: Path, logdir: Path) 
                 _load(),
             )
         )
-        print(f"  {n} processor(s): status {r['status']}, {r['records']:,} log records")
+        print(
+            f"  {n} processor(s): analysis committed (all parts) {r['parts_s']:.1f} s after send "
+            f"start; details visible {r['total_s']:.1f} s, status {r['status']}, "
+            f"{r['records']:,} log records"
+        )
     print(
         f"{'path':34} {'seconds':>8} {'pkt/s':>9} {'MB/s':>6} {'vs analyze':>10} "
         f"{'peak RSS MB':>12} {'send s':>7} {'proc CPU s':>10}  load after"
