@@ -21,8 +21,10 @@ Fields of the final record:
     ``{log: {"topic": str, "records": int, "offsets": {partition: [first, last]}}}``: where each
     log's records of this capture live (inclusive offset ranges per topic partition; ranges may
     contain other captures' records when captures were processed concurrently).
-``files``
-    one dict per extracted file: ``fuid``, ``filename``, ``truncated``, plus
+``files``, ``files_omitted``
+    one dict per extracted file (as many as fit in one Kafka record, ~900 kB; the number left
+    out is ``files_omitted``, their metadata is on the file-meta topic): ``fuid``, ``filename``,
+    ``truncated``, plus
     :func:`wirestream.processors.file_meta.file_metadata` (md5, sha1, sha256, ssdeep, entropy,
     file_size, file_type, mime_type).
 ``partitions``, ``engine``, ``sent_at``, ``finished_at``
@@ -57,13 +59,14 @@ class CaptureDetails:
     engine: str = ""
     sent_at: float | None = None
     finished_at: float | None = None
+    files_omitted: int = 0  # files analysed but left out of ``files`` to keep the record in bounds
 
     @property
     def done(self) -> bool:
         return self.status in (OK, FAILED)
 
     def to_bytes(self) -> bytes:
-        return json.dumps(asdict(self), sort_keys=True).encode()
+        return bounded_json(asdict(self))
 
     @classmethod
     def from_bytes(cls, value: bytes) -> CaptureDetails:
@@ -90,17 +93,52 @@ class CapturePart:
     finished_at: float | None = None
     processor: str = ""  # the processor instance that analysed this partition
     sent_at: float | None = None
+    files_omitted: int = 0
 
     def key(self) -> bytes:
         return part_key(self.send_id, self.partition)
 
     def to_bytes(self) -> bytes:
-        return json.dumps(asdict(self), sort_keys=True).encode()
+        return bounded_json(asdict(self))
 
     @classmethod
     def from_bytes(cls, value: bytes) -> CapturePart:
         data = json.loads(value)
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+# Kafka's default limits (broker max.message.bytes ~1 MiB, librdkafka message.max.bytes 1,000,000)
+# bound one record; a capture with thousands of extracted files must still get its record.
+MAX_RECORD_BYTES = 900_000
+MAX_ERRORS = 100
+
+
+def bounded_json(record: dict[str, Any], limit: int = MAX_RECORD_BYTES) -> bytes:
+    """The record as JSON within ``limit`` bytes: the longest prefix of ``files`` that fits is
+    kept (the rest counted in ``files_omitted``), and at most MAX_ERRORS errors."""
+    record = dict(record)
+    errors = record.get("errors") or []
+    if len(errors) > MAX_ERRORS:
+        record["errors"] = [*errors[:MAX_ERRORS], f"... and {len(errors) - MAX_ERRORS} more errors"]
+    raw = json.dumps(record, sort_keys=True).encode()
+    if len(raw) <= limit:
+        return raw
+    files = record["files"]
+    omitted_before = record.get("files_omitted", 0)
+    low, high = 0, len(files)  # the largest kept count that fits lies in [low, high)
+    while low < high:
+        mid = (low + high + 1) // 2
+        trial = {**record, "files": files[:mid], "files_omitted": omitted_before + len(files) - mid}
+        if len(json.dumps(trial, sort_keys=True).encode()) <= limit:
+            low = mid
+        else:
+            high = mid - 1
+    record["files"] = files[:low]
+    record["files_omitted"] = omitted_before + len(files) - low
+    raw = json.dumps(record, sort_keys=True).encode()
+    if len(raw) > limit:
+        raise ValueError(f"capture record of {len(raw)} bytes exceeds {limit} even without files")
+    return raw
 
 
 def part_key(send_id: str, partition: int) -> bytes:
@@ -147,4 +185,5 @@ def merge_parts(parts: list[CapturePart], sent_at: float | None = None) -> Captu
         engine=first.engine,
         sent_at=sent_at if sent_at is not None else first.sent_at,
         finished_at=max((p.finished_at or 0.0) for p in parts) or None,
+        files_omitted=sum(p.files_omitted for p in parts),
     )

@@ -168,3 +168,42 @@ def test_faust_agent_emits_metadata_by_fuid_for_committed_chunks_only(
     assert records["Fa"] == {"fuid": "Fa", "capture": "cap", **file_metadata(a)}
     assert records["Fa2"]["sha256"] == records["Fa"]["sha256"]
     assert records["Fb"]["mime_type"] == "image/png"
+
+
+def test_capture_records_stay_within_one_kafka_message():
+    """A capture with thousands of extracted files still gets a details record that fits."""
+    from wirestream.processors import capture_details as cd
+
+    files = [
+        {"fuid": f"F{i:08d}", "sha256": "ab" * 32, "ssdeep": "3:" + "x" * 60, "file_type": "data"}
+        for i in range(20_000)
+    ]
+    parts = [
+        cd.CapturePart(
+            send_id="s",
+            md5="m",
+            name="big.pcap",
+            sensor="t",
+            partition=p,
+            partitions=2,
+            capture={},
+            files=files[p::2],
+            errors=[f"e{i}" for i in range(150)],
+        )
+        for p in range(2)
+    ]
+    for part in parts:
+        raw = part.to_bytes()
+        assert len(raw) <= cd.MAX_RECORD_BYTES
+        back = cd.CapturePart.from_bytes(raw)
+        assert len(back.files) + back.files_omitted == 10_000 and back.files_omitted > 0
+        assert len(back.errors) == cd.MAX_ERRORS + 1
+    details = cd.merge_parts([cd.CapturePart.from_bytes(p.to_bytes()) for p in parts])
+    raw = details.to_bytes()
+    assert len(raw) <= cd.MAX_RECORD_BYTES
+    back = cd.CaptureDetails.from_bytes(raw)
+    assert len(back.files) + back.files_omitted == 20_000
+    small = cd.CaptureDetails(
+        md5="m", name="n", sensor="s", send_id="x", status="ok", files=files[:3]
+    )
+    assert cd.CaptureDetails.from_bytes(small.to_bytes()).files == files[:3]
