@@ -4,8 +4,13 @@ Event time is the Kafka timestamp (= Zeek ``ts``, ms). Windows are epoch-aligned
 (``every``) or hopping (length ``every``, a new one each ``hop``). A window closes when the
 watermark passes its end; the watermark is the smallest, over the assigned partitions still
 receiving data, of the largest ts seen there, minus ``lateness`` (so one fast partition cannot
-close windows a slower one still fills). A record whose windows have all closed is *late*: it
-is counted (``Windows.late``) and dropped. Windows without records are not yielded.
+close windows a slower one still fills; a window it passes only by leaving out partitions at
+their end waits ``IDLE_PARTITION_GRACE_S`` first, for their share of the same burst). A record
+whose windows have all closed is *late*: it is counted (``Windows.late``) and dropped. Windows
+without records are not yielded. With ``idle_flush``, an idle caught-up stream hands out
+windows that wall-clock time says are done before the watermark closes them; records for such
+a window that come later (replayed data pausing mid-burst) are not late: they go out as
+another ``(start, end, frame)`` of that window.
 
 Delivery is at-least-once. Offsets are committed only when the caller comes back for the next
 window (or leaves the ``with`` block normally, or a rebalance takes partitions away), i.e. after
@@ -43,6 +48,10 @@ BATCH = 10_000
 POLL_S = 0.05  # longest wait for the next message: how often stop() and idle flushes are checked
 NO_DATA = -(2**62)
 COLUMNWISE_MIN = 64  # smaller batches (live data) gain nothing from the column-wise path
+# How long a window waits, once the watermark passed its end only because partitions at their
+# end were left out, before it closes: their records of the same burst may still be in flight
+# (one fetch fills partitions one after another), and closing drops those as late.
+IDLE_PARTITION_GRACE_S = 1.0
 
 
 @dataclass
@@ -133,6 +142,7 @@ class Windows:
         self._max_ts: dict[int, int] = {}
         self._next_offset: dict[int, int] = {}
         self._at_end: set[int] = set()
+        self._ready_since: dict[int, float] = {}  # window start -> when the watermark passed it
         self._assigned: set[int] = set()
         self._handed_out = False  # a window was yielded and its offsets not yet committed
         self._from_beginning = from_beginning
@@ -399,13 +409,46 @@ class Windows:
         self.late += late
         return got_data
 
-    def _close_ready(self, watermark: int) -> Iterator[Window]:
+    def _all_partitions_watermark(self) -> int:
+        """The watermark counting every assigned partition, idle or not (no grace needed)."""
+        if not self._assigned or any(p not in self._max_ts for p in self._assigned):
+            return NO_DATA
+        return min(self._max_ts[p] for p in self._assigned) - self.lateness_ms
+
+    def _graced_watermark(self) -> int:
+        """The watermark, but windows it passed only by leaving out idle partitions wait
+        IDLE_PARTITION_GRACE_S first (the watermark stays below them until then)."""
+        strict, loose = self._all_partitions_watermark(), self._watermark()
+        if loose <= strict:
+            self._ready_since.clear()
+            return strict
+        now = time.monotonic()
+        watermark = strict
         for start in sorted(self._buffers):
             end = start + self.every_ms
-            if end > watermark:
+            if end <= strict:
+                continue
+            if end > loose:
+                break
+            since = self._ready_since.setdefault(start, now)
+            if now - since < IDLE_PARTITION_GRACE_S:
+                break
+            watermark = end
+        return watermark
+
+    def _close_ready(self, watermark: int, flush_to: int = NO_DATA) -> Iterator[Window]:
+        """Hand out the windows ending by ``watermark`` (event time: they are closed, later
+        records for them are late) or by ``flush_to`` (idle flush: handed out early, but still
+        open in event time, so records that come after go out in a later hand-out, not dropped).
+        """
+        for start in sorted(self._buffers):
+            end = start + self.every_ms
+            if end > watermark and end > flush_to:
                 break
             buf = self._buffers.pop(start)
-            self._closed_ms = max(self._closed_ms, end)
+            self._ready_since.pop(start, None)
+            if end <= watermark:
+                self._closed_ms = max(self._closed_ms, end)
             if not len(buf):
                 continue
             values = [v for p in sorted(buf.values) for v in buf.values[p]]
@@ -438,15 +481,17 @@ class Windows:
             if self.stop_at_end and all_at_end and not msgs:
                 yield from self._close_ready(2**62)
                 return
-            watermark = self._watermark()
+            flush_to = NO_DATA
             if (
                 self.idle_flush is not None
                 and all_at_end
                 and time.monotonic() - last_data >= self.idle_flush
             ):
-                # Idle and caught up: let wall-clock time stand in for event time.
-                watermark = max(watermark, int(time.time() * 1000) - self.lateness_ms)
-            yield from self._close_ready(watermark)
+                # Idle and caught up: hand out what wall-clock time says is done, without
+                # closing it in event time. Replayed data (ts far behind the clock) pauses
+                # mid-burst; treating the clock as the watermark dropped the rest as late.
+                flush_to = int(time.time() * 1000) - self.lateness_ms
+            yield from self._close_ready(self._graced_watermark(), flush_to)
 
     # -- context manager ----------------------------------------------------------------------
 
@@ -494,8 +539,9 @@ def windows(
     = every, tumbling). ``lateness``: how long after a window's end (in event time) records may
     still arrive. ``stop_at_end``: flush all windows and stop once every assigned partition is
     read to its end. ``idle_flush``: seconds; when caught up and idle that long, windows older
-    than wall-clock now - lateness close (for live data). ``from_beginning``: where a new
-    group starts. Use ``with windows(...) as stream: for start, end, df in stream: ...``;
+    than wall-clock now - lateness are handed out (for live data; later records of such a
+    window come in another hand-out of it, see the module docstring). ``from_beginning``:
+    where a new group starts. Use ``with windows(...) as stream: for start, end, df in stream: ...``;
     see the module docstring for the at-least-once commit rules.
     """
     return Windows(

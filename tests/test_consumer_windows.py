@@ -126,9 +126,49 @@ def test_group_members_split_partitions_and_see_every_record_once(fresh) -> None
     for t in threads:
         t.join(30)
     total = seen[0] + seen[1]
+    assert [s.late for s in streams] == [0, 0], "no record of the burst counted as late"
     assert set(total) == {r["uid"] for r in recs}
     assert max(total.values()) == 1, "a record was handed out twice"
     assert seen[0] and seen[1], "each member handled its own partitions"
+
+
+def test_idle_flush_mid_burst_hands_later_records_out_instead_of_dropping_them(fresh) -> None:
+    """Replayed data (ts years behind the clock) pausing longer than idle_flush: the flush hands
+    the open windows out early, and the rest of the burst must follow, not count as late."""
+    create_log_topic(fresh)
+    recs = records(900)
+    seen: Counter = Counter()
+    stream = windows(
+        "conn",
+        every="1min",
+        group=f"g-{uuid.uuid4().hex[:6]}",
+        settings=fresh,
+        idle_flush=0.3,
+        output="polars",
+    )
+
+    def member() -> None:
+        with stream:
+            for _start, _end, frame in stream:
+                seen.update(frame["uid"].to_list())
+
+    thread = threading.Thread(target=member)
+    thread.start()
+    try:
+        produce(fresh, recs[:450])  # ends mid-window: [T0+220 s, T0+280 s) is still filling
+        deadline = time.monotonic() + 60
+        while len(seen) < 450 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(seen) == 450, "the idle flush handed the first half out"
+        produce(fresh, recs[450:])
+        while len(seen) < 900 and time.monotonic() < deadline + 60:
+            time.sleep(0.1)
+    finally:
+        stream.stop()
+        thread.join(30)
+    assert stream.late == 0
+    assert set(seen) == {r["uid"] for r in recs}
+    assert max(seen.values()) == 1, "a record was handed out twice"
 
 
 def test_restart_resumes_after_the_last_committed_window(fresh) -> None:
