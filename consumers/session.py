@@ -20,19 +20,9 @@ from wirestream.consumers.errors import BrokerUnreachableError, ConsumerError, U
 
 from wirestream import topics
 from wirestream.config import Settings
-from wirestream.kafka import make_consumer, resolve_bootstrap, watermark_offsets
+from wirestream.kafka import make_consumer, quiet_options, resolve_bootstrap, watermark_offsets
 
 log = logging.getLogger(__name__)
-librdkafka_log = logging.getLogger("wirestream.consumers.librdkafka")
-
-
-def _as_debug(record: logging.LogRecord) -> bool:
-    """librdkafka logs each failed connect at ERROR; the user gets one ConsumerError instead."""
-    record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-    return librdkafka_log.isEnabledFor(logging.DEBUG)
-
-
-librdkafka_log.addFilter(_as_debug)
 
 METADATA_TIMEOUT_S = 10.0
 # Bulk reads. librdkafka stops prefetching a partition once its local queue holds
@@ -79,10 +69,6 @@ def resolved(settings: Settings | None) -> Settings:
         raise BrokerUnreachableError("the local broker", str(exc).splitlines()[0]) from None
 
 
-def _quiet_error(err: KafkaError) -> None:
-    librdkafka_log.debug("librdkafka: %s", err)
-
-
 def bulk_options(settings: Settings) -> dict[str, str]:
     """BULK_FETCH minus whatever the user set in ``kafka_options`` (theirs win)."""
     own = set(settings.kafka_options)
@@ -92,8 +78,7 @@ def bulk_options(settings: Settings) -> dict[str, str]:
 def open_consumer(settings: Settings, group: str | None = None, **extra: Any) -> Consumer:
     """A read_committed consumer with bulk-read fetch sizing whose librdkafka chatter goes to
     logging, not stderr."""
-    quiet = {"logger": librdkafka_log, "error_cb": _quiet_error}
-    conf = {**bulk_options(settings), **quiet, **extra}
+    conf = {**bulk_options(settings), **quiet_options(), **extra}
     return make_consumer(settings, group or f"wirestream-reader-{uuid.uuid4().hex}", **conf)
 
 

@@ -142,7 +142,7 @@ class TopicsView:
                         spans[(topic, p)] = (low, high)
         finally:
             consumer.close()
-        admin = make_admin(self.settings, logger=session.librdkafka_log)
+        admin = make_admin(self.settings)
         try:
             firsts, lasts = _edge_timestamps(self.settings, spans)
             offsets = _group_offsets(admin, {r.topic for r in rows}) if self.with_groups else {}

@@ -34,6 +34,16 @@ class _DebugLog:
 _DEBUG_LOG = _DebugLog()
 
 
+def _debug_error(err: KafkaError) -> None:
+    librdkafka_log.debug("librdkafka error: %s", err)
+
+
+def quiet_options() -> dict[str, Any]:
+    """Client options that send librdkafka's log lines and error events to logging at DEBUG,
+    for callers that report a failure once, in their own words."""
+    return {"logger": _DEBUG_LOG, "error_cb": _debug_error}
+
+
 def resolve_bootstrap(settings: Settings, *, start: bool = True) -> Settings:
     """Settings with a bootstrap address: the configured one, else the local broker (started if asked)."""
     if settings.bootstrap_servers:
@@ -76,7 +86,7 @@ def make_admin(
     seen: dict[str, KafkaError] = {}  # "last" error event; "down" once all brokers were down
 
     def on_error(err: KafkaError) -> None:
-        librdkafka_log.debug("librdkafka error: %s", err)
+        _debug_error(err)
         seen["last"] = err
         if err.code() == KafkaError._ALL_BROKERS_DOWN:
             seen["down"] = err
