@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import ssdeep
-from test_pipeline_support import private_settings
+from test_pipeline_support import private_settings, stop_worker
 from wirestream.processors.file_analysis import Assembler, chunk_messages
 from wirestream.processors.file_meta import file_metadata, safe_name, shannon_entropy
 
@@ -155,12 +154,7 @@ def test_faust_agent_emits_metadata_by_fuid_for_committed_chunks_only(
             found = dict(read_compacted(s, meta_topic))
             time.sleep(1)
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(10)
+        stop_worker(worker)
     import json
 
     records = {k.decode(): json.loads(v) for k, v in found.items()}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from test_pipeline_support import private_settings
+from test_pipeline_support import private_settings, stop_worker
 from wirestream.processors.service import LogEncoder
 from wirestream.processors.stats import conn_bytes, conn_service, window_rows
 
@@ -143,12 +142,7 @@ def test_stats_tables_over_streamed_records(settings, tmp_path: Path) -> None:
                 break
             time.sleep(2)
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(10)
+        stop_worker(worker)
     start = f"{int(base - base % 60)}"
     assert start == "1600000020"
     assert stats["bytes_per_host"] == want_hosts

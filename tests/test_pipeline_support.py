@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import uuid
 
 from wirestream import topics
@@ -87,3 +89,13 @@ def read_all(
         return out
     finally:
         consumer.close()
+
+
+def stop_worker(worker: subprocess.Popen) -> None:
+    """SIGTERM a worker subprocess as a service manager would; kill it if it does not stop."""
+    worker.send_signal(signal.SIGTERM)
+    try:
+        worker.wait(30)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait(10)
