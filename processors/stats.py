@@ -82,30 +82,20 @@ def make_app(settings: Settings, app_id: str = "wirestream-stats", **conf: Any):
 
     conn_topic = app.topic(topics.log_topic("conn", settings), key_type=bytes, value_type=bytes)
     dns_topic = app.topic(topics.log_topic("dns", settings), key_type=bytes, value_type=bytes)
-    by_host = app.topic(
-        f"{settings.topic_prefix}wirestream-stats-by-host",
-        key_type=str,
-        value_serializer="json",
-        internal=True,
-    )
-    by_service = app.topic(
-        f"{settings.topic_prefix}wirestream-stats-by-service",
-        key_type=str,
-        value_serializer="json",
-        internal=True,
-    )
-    by_query = app.topic(
-        f"{settings.topic_prefix}wirestream-stats-by-query",
-        key_type=str,
-        value_serializer="json",
-        internal=True,
-    )
-    hosts_topic = app.topic(
-        f"{settings.topic_prefix}wirestream-stats-hosts",
-        key_type=str,
-        value_serializer="json",
-        internal=True,
-    )
+
+    def rekeyed(name: str):
+        """An internal topic that re-keys the log stream by what a table counts."""
+        return app.topic(
+            topics.system_topic(name, settings),
+            key_type=str,
+            value_serializer="json",
+            internal=True,
+        )
+
+    by_host = rekeyed(topics.STATS_BY_HOST_TOPIC)
+    by_service = rekeyed(topics.STATS_BY_SERVICE_TOPIC)
+    by_query = rekeyed(topics.STATS_BY_QUERY_TOPIC)
+    hosts_topic = rekeyed(topics.STATS_HOSTS_TOPIC)
 
     def windowed(name: str):
         return (

@@ -20,6 +20,11 @@ SCHEMAS_TOPIC = "wirestream.schemas"
 FILE_CHUNKS_TOPIC = "wirestream.files"
 FILE_META_TOPIC = "wirestream.file-meta"
 DEAD_LETTER_TOPIC = "wirestream.dead-letter"
+# The stats processor's internal re-keying topics (faust creates and owns them).
+STATS_BY_HOST_TOPIC = "wirestream-stats-by-host"
+STATS_BY_SERVICE_TOPIC = "wirestream-stats-by-service"
+STATS_BY_QUERY_TOPIC = "wirestream-stats-by-query"
+STATS_HOSTS_TOPIC = "wirestream-stats-hosts"
 
 # Kafka's default max.message.bytes is ~1 MiB; the pcap hand-off topic allows 8 MiB batches.
 PCAP_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
