@@ -7,7 +7,7 @@ the project's record contract: ``dict`` keyed by Zeek column names, Python value
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -154,5 +154,7 @@ def register(spec: AnalyzerSpec) -> AnalyzerSpec:
     return spec
 
 
-def analyzers_for(transport: str, resp_port: int) -> Iterable[AnalyzerSpec]:
-    return [s for s in REGISTRY.values() if transport in s.transports and resp_port in s.ports]
+def analyzers_for(
+    transport: str, resp_port: int, registry: Mapping[str, AnalyzerSpec] = REGISTRY
+) -> Iterable[AnalyzerSpec]:
+    return [s for s in registry.values() if transport in s.transports and resp_port in s.ports]

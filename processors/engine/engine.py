@@ -72,15 +72,26 @@ class Engine:
         conn_l2_columns: bool = False,
         delay_teredo_confirmation: bool = True,
         weird_log: bool = True,
+        analyzers: Iterable[str] | None = None,
+        handled_events: Iterable[str] = (),
         likely_server_ports: dict[str, frozenset[int]] | None = None,
         tcp_inactivity_timeout: float = TCP_INACTIVITY_TIMEOUT,
         udp_inactivity_timeout: float = UDP_INACTIVITY_TIMEOUT,
         icmp_inactivity_timeout: float = ICMP_INACTIVITY_TIMEOUT,
     ) -> None:
         from . import protocols  # noqa: F401  (registers the application analyzers)
+        from .api import REGISTRY
         from .expected import ScheduledAnalyzers
 
         self.sink = sink
+        # The application analyzers that may attach: all, or (Zeek's bare mode) those whose
+        # scripts are loaded. Events with script handlers: some analysis runs only for them.
+        self.analyzers = (
+            REGISTRY
+            if analyzers is None
+            else {n: s for n, s in REGISTRY.items() if n in set(analyzers)}
+        )
+        self.handled_events = frozenset(handled_events)
         self.ignore_checksums = ignore_checksums
         self.local_nets = LocalNets(local_nets)
         self.uids = UidGenerator(seed)

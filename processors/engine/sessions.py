@@ -15,7 +15,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from .api import REGISTRY, AnalyzerSpec, AppAnalyzer, ConnId, analyzers_for
+from .api import AnalyzerSpec, AppAnalyzer, ConnId, analyzers_for
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -246,8 +246,13 @@ class AnalyzerSlot:
         if self.spec.name in conn.services:
             conn.services.remove(self.spec.name)
 
-    def weird(self, name: str, addl: str = "", ts: float | None = None) -> None:
-        self._conn.weird(name, addl, source=self.spec.name.upper(), ts=ts)
+    def weird(
+        self, name: str, addl: str = "", ts: float | None = None, source: str | None = None
+    ) -> None:
+        """``source`` defaults to this analyzer's name; a support analyzer (CONTENTLINE) names
+        itself, and a script-level weird (Reporter::conn_weird) has none ("")."""
+        src = self.spec.name.upper() if source is None else source
+        self._conn.weird(name, addl, source=src, ts=ts)
 
     def limit_reached_weird(self, name: str, addl: str = "") -> None:
         """An analyzer hit one of its limits: a weird plus history ``X`` (Zeek's LimitReachedWeird)."""
@@ -470,10 +475,11 @@ class Connection:
         scheduled = engine.scheduled.lookup(
             self.orig_h, self.resp_h, self.resp_p, self.transport, engine.now
         )
+        registry = engine.analyzers  # REGISTRY, or in bare mode the loaded scripts' ones
         if scheduled:  # expected connections get just the scheduled analyzers, as in Zeek
-            specs = [REGISTRY[n] for n in scheduled if n in REGISTRY]
+            specs = [registry[n] for n in scheduled if n in registry]
         else:
-            specs = list(analyzers_for(self.transport, self.resp_p))
+            specs = list(analyzers_for(self.transport, self.resp_p, registry))
         for spec in specs:
             if self.transport in spec.transports:
                 self._attach(spec)
@@ -482,7 +488,7 @@ class Connection:
         attached = {slot.spec.name for slot in self.slots}
         self._sniff = [
             s
-            for s in REGISTRY.values()
+            for s in registry.values()
             if s.sniff is not None and self.transport in s.transports and s.name not in attached
         ]
 
