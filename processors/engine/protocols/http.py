@@ -838,7 +838,8 @@ class _Side:
         http.deliver(self.is_orig, data, False, plain=True)
 
     def weird(self, name: str) -> None:
-        self.http.ctx.weird(name, ts=self.http.ts)
+        # Raised by Zeek's ContentLine support analyzer, which names itself as the source.
+        self.http.ctx.weird(name, ts=self.http.ts, source="CONTENTLINE")
 
 
 class HttpAnalyzer:
@@ -1269,7 +1270,8 @@ class HttpAnalyzer:
         info.method = text(method)
         info.uri = text(unescape_uri(self.request_uri))
         if info.method not in HTTP_METHODS:
-            self.ctx.weird("unknown_HTTP_method", info.method, ts=self.ts)
+            # http/main.zeek's Reporter::conn_weird: a script-level weird, no source.
+            self.ctx.weird("unknown_HTTP_method", info.method, ts=self.ts, source="")
 
     def _http_reply(self) -> None:
         cur = self.pending.get(self.current_response)
