@@ -1,0 +1,512 @@
+"""SMB -> smb_mapping.log, smb_files.log and SMB file transfers, as Zeek's SMB analyzer and scripts.
+
+Three layers, mirroring Zeek so that odd traffic ends up logged the same way:
+
+* :class:`SmbAnalyzer` is Zeek's ``SMB_Analyzer`` (``SMB.cc``): NetBIOS session framing over
+  TCP, resynchronisation after a gap (data is dropped until a delivery starts with an SMB
+  header), confirmation (service ``smb``) after three deliveries without a parse error, a
+  violation and resync on a parse error;
+* :mod:`.smb2` is the binpac SMB2 parser; SMB1 frames are recognised (they count towards
+  confirmation) but their commands are not analysed yet, and SMB3 transform (encrypted)
+  headers are read and skipped, as Zeek does;
+* :class:`Smb2Script` is ``base/protocols/smb`` (``main.zeek``, ``smb2-main.zeek``,
+  ``files.zeek``): the command/tree/file maps keyed on message, tree and file ids, share
+  mappings logged at each tree-connect reply, file actions logged (``SMB::logged_file_actions``,
+  de-duplicated over ``recent_files``) at create replies, renames, deletes and new file
+  transfers, and read/write data handed to the file manager under Zeek's SMB file handle
+  (hosts, share path, name and modification time), so repeated reads of one file are one file.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from wirestream.processors.engine.api import AnalyzerContext, AnalyzerSpec, Record, register
+from wirestream.processors.engine.protocols.bytereader import ParseError
+from wirestream.processors.engine.protocols.smb2 import (
+    SMB2_MAGIC,
+    STATUS_PENDING,
+    MacTimes,
+    Smb2Header,
+    Smb2Parser,
+)
+from wirestream.schemas.zeeklog.escape import bytes_text as text
+
+log = logging.getLogger(__name__)
+
+PORTS = frozenset({139, 445})  # SMB::ports
+SMB1_MAGIC = b"\xffSMB"
+SMB3_TRANSFORM_MAGIC = b"\xfdSMB"
+TRANSFORM_HEADER_SIZE = 16 + 16 + 4 + 2 + 2 + 8
+NBSS_SESSION_MESSAGE = 0
+CONFIRM_AFTER_CHUNKS = 3  # SMB_Analyzer confirms after 3 deliveries without a binpac exception
+FLOWBUFFER_CAPACITY_MAX = 10 * 1024 * 1024  # BinPAC::flowbuffer_capacity_max
+RECENT_FILES_EXPIRE = 180.0  # SMB::State$recent_files &read_expire=3min
+FILE_DELETE_ON_CLOSE = 0x00001000
+
+# SMB::logged_file_actions
+LOGGED_FILE_ACTIONS = frozenset(
+    {"FILE_OPEN", "FILE_RENAME", "FILE_DELETE", "PRINT_OPEN", "PRINT_CLOSE"}
+)
+SHARE_TYPES = {1: "DISK", 2: "PIPE", 3: "PRINT"}  # SMB2::share_types
+
+
+def share_type_name(share_type: int) -> str:
+    return SHARE_TYPES.get(share_type, f"unknown-{share_type}")
+
+
+def action_for(share_type: str, kind: str) -> str:
+    """The SMB::Action of an open/read/write/close on a tree of ``share_type`` (smb2-main.zeek)."""
+    if share_type == "PIPE":
+        return f"PIPE_{kind}"
+    if share_type == "PRINT":
+        return f"PRINT_{kind}"
+    return f"FILE_{kind}"
+
+
+def sniff_smb(orig: bytes, resp: bytes) -> bool:
+    """Zeek's ``dpd_smb`` signature: ``/^....[\\xfe\\xff]SMB/`` on either side's first bytes."""
+    return any(len(d) >= 8 and d[4] in (0xFE, 0xFF) and d[5:8] == b"SMB" for d in (orig, resp))
+
+
+def has_smb_header(data: bytes) -> bool:
+    """``SMB_Analyzer::HasSMBHeader``: a delivery that may start a NetBIOS-framed SMB message."""
+    return len(data) >= 8 and data[4:8] in (SMB1_MAGIC, SMB2_MAGIC)
+
+
+# ----------------------------------------------------------------------------- script records
+
+
+@dataclass(eq=False)
+class FileInfo:
+    """``SMB::FileInfo`` (shared by reference between the command, fid map and current file)."""
+
+    ts: float
+    fuid: str | None = None
+    action: str | None = None
+    path: str | None = None
+    name: str | None = None
+    size: int = 0
+    prev_name: str | None = None
+    times: MacTimes | None = None
+    fid: int | None = None
+
+
+@dataclass(eq=False)
+class TreeInfo:
+    """``SMB::TreeInfo``."""
+
+    ts: float
+    path: str | None = None
+    service: str | None = None
+    native_file_system: str | None = None
+    share_type: str = "DISK"
+
+
+@dataclass(eq=False)
+class CmdInfo:
+    """The parts of ``SMB::CmdInfo`` the logs depend on."""
+
+    ts: float
+    referenced_file: FileInfo | None = None
+    referenced_tree: TreeInfo | None = None
+    status: str | None = None
+    create_options: int = 0
+
+
+@dataclass
+class ScriptState:
+    """``SMB::State`` of one connection."""
+
+    current_cmd: CmdInfo | None = None
+    current_file: FileInfo | None = None
+    current_tree: TreeInfo | None = None
+    pending_cmds: dict[int, CmdInfo] = field(default_factory=dict)
+    fid_map: dict[int, FileInfo] = field(default_factory=dict)
+    tid_map: dict[int, TreeInfo] = field(default_factory=dict)
+    recent_files: dict[tuple, float] = field(default_factory=dict)  # ident -> last access
+
+
+def times_columns(times: MacTimes | None) -> Record:
+    if times is None:
+        return dict.fromkeys(("times.modified", "times.accessed", "times.created", "times.changed"))
+    return {
+        "times.modified": times.modified,
+        "times.accessed": times.accessed,
+        "times.created": times.created,
+        "times.changed": times.changed,
+    }
+
+
+# ----------------------------------------------------------------------------- the scripts
+
+
+class Smb2Script:
+    """``base/protocols/smb`` for SMB2: receives the parser's events, writes the logs, feeds files."""
+
+    def __init__(self, ctx: AnalyzerContext) -> None:
+        self.ctx = ctx
+        self.state: ScriptState | None = None
+        self.ts = 0.0
+        self.announced: set[str] = (
+            set()
+        )  # fuids this connection has seen (file_over_new_connection)
+
+    # -- helpers from main.zeek ---------------------------------------------------------------
+
+    def _state(self) -> ScriptState:
+        if self.state is None:
+            self.state = ScriptState()
+        return self.state
+
+    def set_current_file(self, fid: int) -> None:
+        st = self._state()
+        cmd = st.current_cmd
+        assert cmd is not None
+        if fid not in st.fid_map:
+            assert cmd.referenced_file is not None
+            st.fid_map[fid] = cmd.referenced_file
+            cmd.referenced_file.fid = fid
+        cmd.referenced_file = st.fid_map[fid]
+        st.current_file = cmd.referenced_file
+
+    def write_file_log(self) -> None:
+        st = self._state()
+        f = st.current_file
+        if f is None or f.name is None or f.action not in LOGGED_FILE_ACTIONS:
+            return
+        if f.times is not None:
+            # Repeated opens of one file log once: the access time is left out of the identity.
+            t = f.times
+            ident = (f.action, f.fuid or "", f.name, f.path or "", f.size,
+                     t.modified_raw, t.created_raw, t.changed_raw)  # fmt: skip
+            for key, seen in list(st.recent_files.items()):
+                if self.ts - seen >= RECENT_FILES_EXPIRE:
+                    del st.recent_files[key]
+            if ident in st.recent_files:
+                st.recent_files[ident] = self.ts
+                return
+            st.recent_files[ident] = self.ts
+        self.ctx.emit("smb_files", self.file_record(f))
+
+    def file_record(self, f: FileInfo) -> Record:
+        return {
+            "ts": f.ts,
+            "uid": self.ctx.uid,
+            **self.ctx.conn_id.columns(),
+            "fuid": f.fuid,
+            "action": None if f.action is None else f"SMB::{f.action}",
+            "path": f.path,
+            "name": f.name,
+            "size": f.size,
+            "prev_name": f.prev_name,
+            **times_columns(f.times),
+        }
+
+    def tree_record(self, t: TreeInfo) -> Record:
+        return {
+            "ts": t.ts,
+            "uid": self.ctx.uid,
+            **self.ctx.conn_id.columns(),
+            "path": t.path,
+            "service": t.service,
+            "native_file_system": t.native_file_system,
+            "share_type": t.share_type,
+        }
+
+    def _action(self, f: FileInfo, kind: str) -> None:
+        """The action of an open/read/write/close by the tree's share type; with no current
+        tree the script's switch fails on the unset field and the action stays as it was."""
+        tree = self._state().current_tree
+        if tree is not None:
+            f.action = action_for(tree.share_type, kind)
+
+    # -- smb2-main.zeek -----------------------------------------------------------------------
+
+    def smb2_message(self, hdr: Smb2Header, is_orig: bool) -> None:
+        st = self._state()
+        mid, tid = hdr.message_id, hdr.tree_id
+        cmd = st.pending_cmds.get(mid)
+        if cmd is None:
+            cmd = CmdInfo(ts=self.ts, referenced_file=FileInfo(ts=self.ts))
+            st.pending_cmds[mid] = cmd
+        st.current_cmd = cmd
+        if tid > 0:
+            if cmd.referenced_tree is not None:
+                st.tid_map[tid] = cmd.referenced_tree
+            elif tid not in st.tid_map:
+                st.tid_map[tid] = TreeInfo(ts=self.ts)
+            cmd.referenced_tree = st.tid_map[tid]
+        else:
+            cmd.referenced_tree = TreeInfo(ts=self.ts)
+        st.current_file = cmd.referenced_file
+        st.current_tree = cmd.referenced_tree
+        if not is_orig:
+            cmd.status = "PENDING" if hdr.status == STATUS_PENDING else "other"
+            if cmd.status != "PENDING":  # the priority -5 handler
+                st.pending_cmds.pop(mid, None)
+
+    def tree_connect_request(self, hdr: Smb2Header, path: bytes) -> None:
+        tree = self._state().current_tree
+        if tree is not None:
+            tree.path = text(path)
+
+    def tree_connect_response(self, hdr: Smb2Header, share_type: int) -> None:
+        tree = self._state().current_tree
+        if tree is None:
+            return
+        tree.share_type = share_type_name(share_type)
+        self.ctx.emit("smb_mapping", self.tree_record(tree))
+
+    def tree_disconnect_request(self, hdr: Smb2Header) -> None:
+        st = self._state()
+        if hdr.tree_id in st.tid_map:
+            del st.tid_map[hdr.tree_id]
+            st.current_tree = None
+            if st.current_cmd is not None:
+                st.current_cmd.referenced_tree = None
+
+    def pipe_connect_heuristic(self) -> None:
+        tree = self._state().current_tree
+        if tree is not None:
+            tree.path = "<unknown>"
+            tree.share_type = "PIPE"
+
+    def create_request(self, hdr: Smb2Header, filename: bytes, create_options: int) -> None:
+        st = self._state()
+        f, cmd = st.current_file, st.current_cmd
+        assert f is not None and cmd is not None
+        f.name = text(filename) if filename else "<share_root>"
+        cmd.create_options = create_options
+        self._action(f, "OPEN")
+
+    def create_response(self, hdr: Smb2Header, fid: int, size: int, times: MacTimes) -> None:
+        st = self._state()
+        self.set_current_file(fid)
+        f = st.current_file
+        assert f is not None
+        f.fid = fid
+        f.size = size
+        if st.current_tree is not None and st.current_tree.path is not None:
+            f.path = st.current_tree.path
+        if times.modified > 0.0:  # "I'm seeing negative data from IPC tree transfers"
+            f.times = times
+        st.fid_map[fid] = f
+        self.write_file_log()
+        cmd = st.current_cmd
+        if hdr.status == 0 and cmd is not None and cmd.create_options & FILE_DELETE_ON_CLOSE:
+            self.file_delete(hdr, fid, True)
+
+    def read_request(self, hdr: Smb2Header, fid: int) -> None:
+        self._file_action(fid, "READ")
+
+    def write_request(self, hdr: Smb2Header, fid: int) -> None:
+        self._file_action(fid, "WRITE")
+
+    def _file_action(self, fid: int, kind: str) -> None:
+        self.set_current_file(fid)
+        f = self._state().current_file
+        assert f is not None
+        self._action(f, kind)
+        self.write_file_log()
+
+    def file_sattr(self, hdr: Smb2Header, fid: int) -> None:
+        self.set_current_file(fid)
+        f = self._state().current_file
+        assert f is not None
+        f.action = "FILE_SET_ATTRIBUTE"
+        self.write_file_log()
+
+    def file_rename(self, hdr: Smb2Header, fid: int, new_name: bytes) -> None:
+        self.set_current_file(fid)
+        f = self._state().current_file
+        assert f is not None
+        if f.name is not None:
+            f.prev_name = f.name
+        f.name = text(new_name)
+        f.action = "FILE_RENAME"
+        self.write_file_log()
+
+    def file_delete(self, hdr: Smb2Header, fid: int, delete_pending: bool) -> None:
+        self.set_current_file(fid)
+        if delete_pending:
+            f = self._state().current_file
+            assert f is not None
+            f.action = "FILE_DELETE"
+        self.write_file_log()
+
+    def close_request(self, hdr: Smb2Header, fid: int) -> None:
+        st = self._state()
+        self.set_current_file(fid)
+        f = st.current_file
+        assert f is not None
+        self._action(f, "CLOSE")
+        if fid in st.fid_map:
+            closed = st.fid_map.pop(fid)
+            if st.current_tree is not None and st.current_tree.path is not None:
+                closed.path = st.current_tree.path
+            self.write_file_log()
+
+    def discarded_messages_state(self, state: str) -> None:
+        st = self.state
+        if st is None:
+            return
+        addl = (
+            f"state={state} fid_map={len(st.fid_map)} tid_map={len(st.tid_map)} "
+            f"pending_cmds={len(st.pending_cmds)} pipe_map=0"
+        )
+        self.ctx.weird("SMB_discarded_messages_state", addl)
+        st.fid_map = {}  # SMB::enable_clear_script_state
+        st.pending_cmds = {}
+
+    # -- files.zeek and the file manager ------------------------------------------------------
+
+    def _file_handle(self) -> tuple | None:
+        """``SMB::get_file_handle``: None where Zeek's is empty (no file to attach data to)."""
+        f = self._state().current_file
+        if f is None or (f.name is None and f.path is None):
+            return None
+        cid = self.ctx.conn_id
+        last_mod = f.times.modified_raw if f.times is not None else 0
+        return ("SMB", cid.orig_h, cid.resp_h, f.path or "", f.name or "", last_mod)
+
+    def file_data(self, is_orig: bool, data: bytes, offset: int) -> None:
+        key = self._file_handle()
+        if key is None:
+            return
+        ctx = self.ctx
+        handle = ctx.files.new_file(
+            source="SMB", ts=self.ts, is_orig=is_orig, uid=ctx.uid, conn_id=ctx.conn_id, key=key
+        )
+        handle.data(data, self.ts, offset=offset)
+        # File::IsComplete: the size the scripts announced has been seen (checked in DataIn,
+        # so not yet for the first chunk, whose size arrives with file_over_new_connection).
+        complete = handle.total_bytes is not None and handle.stream_offset >= handle.total_bytes
+        if handle.fuid not in self.announced:
+            self.announced.add(handle.fuid)
+            self._file_over_new_connection(handle)
+        if complete and not handle.done:
+            self._end_file(handle)
+
+    def _file_over_new_connection(self, handle: Any) -> None:
+        f = self._state().current_file
+        if f is None:
+            return
+        f.fuid = handle.fuid
+        if f.size > 0:
+            handle.set_total(f.size)
+        if f.name is not None:
+            handle.filename = f.name
+        self.write_file_log()
+
+    def end_of_file(self, is_orig: bool) -> None:
+        """``file_mgr->EndOfFile`` at a close request: the current file's transfer is over."""
+        key = self._file_handle()
+        if key is None:
+            return
+        handle = self.ctx.files.keyed.get(key)
+        if handle is not None and not handle.done:
+            self._end_file(handle)
+
+    def _end_file(self, handle: Any) -> None:
+        handle.end(self.ts)
+        self.write_file_log()  # file_state_remove (priority -5)
+
+
+# ----------------------------------------------------------------------------- the analyzer
+
+
+class SmbAnalyzer:
+    """Zeek's SMB analyzer on one TCP connection."""
+
+    def __init__(self, ctx: AnalyzerContext) -> None:
+        self.ctx = ctx
+        self.script = Smb2Script(ctx)
+        self.smb2 = Smb2Parser(self.script)
+        self.buffers = {True: bytearray(), False: bytearray()}
+        self.need_sync = True
+        self.chunks = 0
+        self.dead = False
+
+    def data(self, is_orig: bool, data: bytes, ts: float) -> None:
+        if self.dead:
+            return
+        self.script.ts = ts
+        if self.need_sync:
+            if not has_smb_header(data):
+                return
+            self.need_sync = False
+        try:
+            self._frames(is_orig, data)
+            self.chunks += 1
+            if self.chunks == CONFIRM_AFTER_CHUNKS:
+                self.ctx.confirm("smb")
+        except ParseError as exc:
+            self.ctx.violation(f"Binpac exception: {exc}")
+            self.need_resync()
+
+    def gap(self, is_orig: bool, length: int, ts: float) -> None:
+        self.need_resync()
+
+    def end(self, ts: float) -> None:
+        self.buffers[True].clear()
+        self.buffers[False].clear()
+
+    def need_resync(self) -> None:
+        self.buffers[True].clear()
+        self.buffers[False].clear()
+        self.need_sync = True
+
+    def _frames(self, is_orig: bool, data: bytes) -> None:
+        """NetBIOS session framing (binpac's SMB_TCP flow unit): whole frames are parsed."""
+        buf = self.buffers[is_orig]
+        buf += data
+        pos = 0
+        while len(buf) - pos >= 4:
+            length = int.from_bytes(buf[pos + 1 : pos + 4], "big")
+            if length + 4 > FLOWBUFFER_CAPACITY_MAX:
+                raise ParseError(f"NetBIOS frame of {length} bytes exceeds the flow buffer")
+            end = pos + 4 + length
+            if len(buf) < end:
+                break
+            message_type = buf[pos]
+            frame = bytes(buf[pos:end])
+            pos = end
+            if message_type == NBSS_SESSION_MESSAGE:
+                self._frame(frame, is_orig)  # a ParseError resyncs: both buffers are dropped
+        del buf[:pos]
+
+    def _frame(self, frame: bytes, is_orig: bool) -> None:
+        """``SMB_Protocol_Identifier[] &until(end_of_chain)`` over one frame's body."""
+        pos, end = 4, len(frame)
+        while True:
+            if pos + 4 > end:
+                raise ParseError("SMB protocol identifier past the end of the frame")
+            magic = frame[pos : pos + 4]
+            if magic == SMB2_MAGIC:
+                pos, last = self.smb2.pdu(frame, pos, end, is_orig)
+                if last:
+                    return
+            elif magic == SMB3_TRANSFORM_MAGIC:
+                if pos + 4 + TRANSFORM_HEADER_SIZE > end:
+                    raise ParseError("SMB3 transform header past the end of the frame")
+                return
+            else:
+                return  # SMB1 (commands not analysed) or an unknown protocol: chain ends
+
+
+def _factory(ctx: AnalyzerContext) -> SmbAnalyzer:
+    return SmbAnalyzer(ctx)
+
+
+SPEC = register(
+    AnalyzerSpec(
+        name="smb",
+        transports=frozenset({"tcp"}),
+        ports=PORTS,
+        factory=_factory,
+        sniff=sniff_smb,
+    )
+)
