@@ -18,7 +18,7 @@ from .checksum import datagram_checksum_ok
 from .conn_log import LocalNets, conn_record
 from .decode import Decoder
 from .files import FileManager
-from .icmp import IcmpSession, counterpart
+from .icmp import IcmpSession, counterpart, nd_weirds
 from .sessions import LIKELY_SERVER_PORTS, Connection, ConnKey, TimerQueue, key_order, make_key
 from .tcp import TcpHeader, TcpSession
 from .tunnels import MAX_CHANGES_PER_CONNECTION, MAX_DEPTH, TunnelRef, Tunnels
@@ -390,6 +390,12 @@ class Engine:
         conn.last_time = dg.ts
         wire_len = self._wire_payload_len(dg)
         conn.adapter.message(is_orig, wire_len - 8)
+        if self.handled_events and dg.proto == 58:
+            for weird in nd_weirds(icmp_type, payload[8:wire_len], self.handled_events):
+                if weird.conn_scoped:
+                    conn.weird(weird.name, weird.addl, source="ICMP")
+                else:
+                    self.weirds.net_weird(weird.name, dg.ts, source="ICMP", addl=weird.addl)
         if len(payload) >= wire_len:
             conn.count_packet(is_orig, dg.ip_len)
 

@@ -5,6 +5,7 @@ responder "port"; one-way messages are keyed by direction so they never pair up.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -57,3 +58,55 @@ class IcmpSession:
 
     def sizes(self) -> tuple[int, int]:
         return max(self.request_len, 0), max(self.reply_len, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class NdWeird:
+    name: str
+    addl: str = ""
+    conn_scoped: bool = True  # the session adapter's weird; else the packet analyzer's (no flow)
+
+
+@dataclass(frozen=True, slots=True)
+class NdMessage:
+    """An ICMPv6 Neighbor Discovery message as Zeek's ICMP analyzer reads it."""
+
+    event: str  # Zeek reads the message (and its options) only when this event has a handler
+    short: str  # the weird name's part: icmp6_<short>_bad_opt_offset
+    options_at: int  # where the options start, after the 8-byte ICMP header
+
+
+ND_MESSAGES: dict[int, NdMessage] = {
+    133: NdMessage("icmp_router_solicitation", "rs", 0),
+    134: NdMessage("icmp_router_advertisement", "ra", 8),  # reachable + retrans timers
+    135: NdMessage("icmp_neighbor_solicitation", "ns", 16),  # target address
+    136: NdMessage("icmp_neighbor_advertisement", "na", 16),  # target address
+    137: NdMessage("icmp_redirect", "redirect", 32),  # target + destination addresses
+}
+
+
+def nd_weirds(icmp_type: int, body: bytes, handled_events: frozenset[str]) -> list[NdWeird]:
+    """The weirds Zeek raises reading an ICMPv6 ND message (``body``: the captured bytes after
+    the 8-byte ICMP header). Zeek reads one only when a script handles its event, so without
+    such a handler there are none."""
+    message = ND_MESSAGES.get(icmp_type)
+    if message is None or message.event not in handled_events:
+        return []
+    caplen = len(body)
+    if caplen < message.options_at:
+        addl = f"{message.options_at} (length {caplen})"
+        return [NdWeird(f"icmp6_{message.short}_bad_opt_offset", addl, conn_scoped=False)]
+    out = []
+    pos = message.options_at
+    remaining = caplen - pos
+    while remaining > 0:  # Zeek's BuildNDOptionsVal walk over type/length/value options
+        if remaining < 2:
+            out.append(NdWeird("truncated_ICMPv6_ND_options"))
+            break
+        length = body[pos + 1]
+        if length == 0:
+            out.append(NdWeird("zero_length_ICMPv6_ND_option"))
+            break
+        pos += length * 8
+        remaining -= length * 8
+    return out
