@@ -1,0 +1,301 @@
+"""SMB analyzer: NetBIOS framing and resync, SMB2 parsing as Zeek's binpac parser does it, what
+smb_mapping.log / smb_files.log get when, and SMB file transfers in files.log, on hand-built
+SMB2 messages and on Zeek's own smb2 reference case."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from analyzer_ctx import FakeContext, tcp_conn
+from engine_kit import ListSink, TcpTalk
+from wirestream.processors.engine.engine import Engine
+from wirestream.processors.engine.protocols import smb, smb2
+
+# ----------------------------------------------------------------------------- message builders
+
+NEGOTIATE, TREE_CONNECT, CREATE, CLOSE, READ, WRITE, SET_INFO = 0, 3, 5, 6, 8, 9, 17
+FT_MODIFIED = 129676762954270355  # FILETIMEs from Zeek's smb2 trace
+FT_CREATED = 129668175639452974
+
+
+def utf16(s: str) -> bytes:
+    return s.encode("utf-16-le")
+
+
+def header(
+    command: int, mid: int, *, tid: int = 0, status: int = 0, next_command: int = 0
+) -> bytes:
+    return b"\xfeSMB" + struct.pack(
+        "<HHIHHIIQIIQ16s", 64, 0, status, command, 1, 0, next_command, mid, 0, tid, 7, b"\0" * 16
+    )
+
+
+def nbss(*pdus: bytes, message_type: int = 0) -> bytes:
+    body = b"".join(pdus)
+    return bytes([message_type]) + len(body).to_bytes(3, "big") + body
+
+
+def tree_connect_request(mid: int, path: str) -> bytes:
+    name = utf16(path)
+    return header(TREE_CONNECT, mid) + struct.pack("<HHHH", 9, 0, 72, len(name)) + name
+
+
+def tree_connect_response(mid: int, tid: int, share_type: int, status: int = 0) -> bytes:
+    if status:
+        return header(TREE_CONNECT, mid, tid=tid, status=status) + struct.pack("<HHI", 9, 0, 0)
+    return header(TREE_CONNECT, mid, tid=tid) + struct.pack("<HBBIII", 16, share_type, 0, 0, 0, 0)
+
+
+def create_request(mid: int, tid: int, name: str, options: int = 0, **kw: int) -> bytes:
+    n = utf16(name)
+    body = struct.pack(
+        "<HBBIQQIIIIIHHII", 57, 0, 0, 2, 0, 0, 0x80, 0, 7, 1, options, 120, len(n), 0, 0
+    )
+    return header(CREATE, mid, tid=tid, **kw) + body + n
+
+
+def create_response(mid: int, tid: int, fid: tuple[int, int], size: int, **kw: int) -> bytes:
+    modified = kw.pop("modified", FT_MODIFIED)
+    accessed = kw.pop("accessed", FT_MODIFIED)
+    body = struct.pack(
+        "<HBBIQQQQQQIIQQII",
+        89, 0, 0, 1, FT_CREATED, accessed, modified, modified, size, size, 0x20, 0, *fid, 0, 0,
+    )  # fmt: skip
+    return header(CREATE, mid, tid=tid, **kw) + body
+
+
+def read_request(mid: int, tid: int, fid: tuple[int, int], offset: int, length: int) -> bytes:
+    body = struct.pack("<HBBIQQQIIIHH", 49, 0x50, 0, length, offset, *fid, 0, 0, 0, 0, 0)
+    return header(READ, mid, tid=tid) + body + b"\0"
+
+
+def read_response(mid: int, tid: int, data: bytes) -> bytes:
+    return header(READ, mid, tid=tid) + struct.pack("<HBBIII", 17, 80, 0, len(data), 0, 0) + data
+
+
+def write_request(mid: int, tid: int, fid: tuple[int, int], offset: int, data: bytes) -> bytes:
+    body = struct.pack("<HHIQQQIIHHI", 49, 112, len(data), offset, *fid, 0, 0, 0, 0, 0)
+    return header(WRITE, mid, tid=tid) + body + data
+
+
+def close_request(mid: int, tid: int, fid: tuple[int, int], next_command: int = 0) -> bytes:
+    return header(CLOSE, mid, tid=tid, next_command=next_command) + struct.pack(
+        "<HHIQQ", 24, 0, 0, *fid
+    )
+
+
+def negotiate_request(mid: int = 0) -> bytes:
+    return (
+        header(NEGOTIATE, mid)
+        + struct.pack("<HHHHI16sQ", 36, 1, 1, 0, 0, b"\0" * 16, 0)
+        + (b"\x02\x02")
+    )
+
+
+FID = (0x45, 0xFFFFFFFFFFFFFFFF)  # persistent, volatile (their sum wraps in the scripts)
+
+
+# ----------------------------------------------------------------------------- pure helpers
+
+
+def test_filetime_and_utf16_conversions_follow_zeek() -> None:
+    assert smb2.filetime_to_time(FT_CREATED) == pytest.approx(1322343963.945297, abs=1e-6)
+    assert smb2.filetime_to_time(0) == -11644473600.0
+    assert smb2.utf16_text(utf16("WP_SMBPlugin.pdf")) == b"WP_SMBPlugin.pdf"
+    assert smb2.utf16_text(utf16("caf\u00e9")) == "caf\u00e9".encode()
+    assert smb2.utf16_text(utf16("ab") + b"\0\0" + utf16("cd")) == b"ab"  # cut at the NUL
+    assert smb2.utf16_text(utf16("a") + b"b") == b"ab"  # an odd byte is padded with a zero
+    assert smb2.utf16_text(utf16("a") + b"\x00\xd8") == utf16("a") + b"\x00\xd8"  # failed: raw
+    assert smb2.file_id(*FID) == 0x44  # 64-bit wrap as Zeek's count arithmetic
+
+
+def test_header_checks_and_dpd_signature() -> None:
+    pdu = nbss(negotiate_request())
+    assert smb.has_smb_header(pdu) and smb.sniff_smb(pdu, b"")
+    assert smb.sniff_smb(b"", b"\x00\x00\x00\x10\xffSMB")
+    assert not smb.has_smb_header(b"\x00\x00\x00\x10\xfdSMB")  # transform: not a resync point
+    assert not smb.sniff_smb(b"GET / HTTP/1.1\r\n", b"")
+
+
+def test_error_responses_as_zeek_decides_them() -> None:
+    def hdr(command: int, status: int) -> smb2.Smb2Header:
+        return smb2.Smb2Header(64, 0, status, command, 0, 0, 0, 1, 0, 0, 0)
+
+    assert not smb2.is_error_response(hdr(READ, 0))
+    assert smb2.is_error_response(hdr(CREATE, 0xC0000034))
+    assert not smb2.is_error_response(hdr(READ, smb2.STATUS_BUFFER_OVERFLOW))
+    assert smb2.is_error_response(hdr(CREATE, smb2.STATUS_BUFFER_OVERFLOW))
+    assert not smb2.is_error_response(hdr(1, smb2.STATUS_MORE_PROCESSING_REQUIRED))
+    assert smb2.is_error_response(hdr(READ, smb2.STATUS_PENDING))
+
+
+# ----------------------------------------------------------------------------- analyzer on a context
+
+
+def feed(a: smb.SmbAnalyzer, is_orig: bool, data: bytes, ts: float = 1.0) -> None:
+    a.data(is_orig, data, ts)
+
+
+def session(ctx: FakeContext) -> smb.SmbAnalyzer:
+    """Negotiate, then map \\\\srv\\share (tid 5, DISK)."""
+    a = smb.SmbAnalyzer(ctx)
+    feed(a, True, nbss(negotiate_request()))
+    feed(a, True, nbss(tree_connect_request(1, "\\\\srv\\share")), 2.0)
+    feed(a, False, nbss(tree_connect_response(1, 5, 1)), 2.5)
+    return a
+
+
+def test_tree_connect_reply_writes_the_mapping_with_the_request_time() -> None:
+    ctx = FakeContext(tcp_conn(445))
+    session(ctx)
+    (m,) = ctx.logs("smb_mapping")
+    assert m["path"] == "\\\\srv\\share" and m["share_type"] == "DISK"
+    assert m["ts"] == 2.0 and m["service"] is None and m["native_file_system"] is None
+    assert ctx.confirmed == ["smb"]  # three deliveries without a parse error
+
+
+def test_failed_tree_connect_is_not_mapped() -> None:
+    ctx = FakeContext(tcp_conn(445))
+    a = smb.SmbAnalyzer(ctx)
+    feed(a, True, nbss(tree_connect_request(1, "\\\\srv\\nope")))
+    feed(a, False, nbss(tree_connect_response(1, 0, 0, status=0xC00000CC)))
+    assert ctx.logs("smb_mapping") == [] and ctx.violations == []
+
+
+def test_create_logs_file_open_once_per_identity_and_read_becomes_a_file() -> None:
+    ctx = FakeContext(tcp_conn(445))
+    a = session(ctx)
+    content = b"%PDF-1.4\n" + b"x" * 100
+    feed(a, True, nbss(create_request(2, 5, "dir\\report.pdf")), 3.0)
+    feed(a, False, nbss(create_response(2, 5, FID, len(content))), 3.1)
+    (row,) = ctx.logs("smb_files")
+    assert row["action"] == "SMB::FILE_OPEN" and row["name"] == "dir\\report.pdf"
+    assert row["path"] == "\\\\srv\\share" and row["size"] == len(content) and row["ts"] == 3.0
+    assert row["times.created"] == pytest.approx(1322343963.945297, abs=1e-6)
+    assert row["times.modified"] == pytest.approx(1323202695.427034, abs=1e-6)
+    # Read in two pieces: the announced size ends the file at the last byte (File::IsComplete).
+    feed(a, True, nbss(read_request(3, 5, FID, 0, 50)), 4.0)
+    feed(a, False, nbss(read_response(3, 5, content[:50])), 4.1)
+    feed(a, True, nbss(read_request(4, 5, FID, 50, 100)), 4.2)
+    assert ctx.logs("files") == []
+    feed(a, False, nbss(read_response(4, 5, content[50:])), 4.3)
+    (f,) = ctx.logs("files")
+    assert f["source"] == "SMB" and f["is_orig"] is False and f["filename"] == "dir\\report.pdf"
+    assert f["seen_bytes"] == f["total_bytes"] == len(content) and f["missing_bytes"] == 0
+    assert f["mime_type"] == "application/pdf" and f["duration"] == pytest.approx(0.2)
+    # Opening it again with only a new access time is the same file: not logged again.
+    feed(a, True, nbss(create_request(5, 5, "dir\\report.pdf")), 5.0)
+    feed(a, False, nbss(create_response(5, 5, (0x46, 1), len(content), accessed=1)), 5.1)
+    assert len(ctx.logs("smb_files")) == 1
+    # A changed modification time is a new identity.
+    feed(a, True, nbss(create_request(6, 5, "dir\\report.pdf")), 6.0)
+    feed(a, False, nbss(create_response(6, 5, (0x47, 1), 9, modified=FT_MODIFIED + 10)), 6.1)
+    assert len(ctx.logs("smb_files")) == 2
+
+
+def test_write_then_close_ends_the_file_with_the_create_name() -> None:
+    ctx = FakeContext(tcp_conn(445))
+    a = session(ctx)
+    feed(a, True, nbss(create_request(2, 5, "new.txt")), 3.0)
+    feed(a, False, nbss(create_response(2, 5, FID, 0)), 3.1)
+    feed(a, True, nbss(write_request(3, 5, FID, 0, b"hello ")), 3.2)
+    feed(a, True, nbss(write_request(4, 5, FID, 6, b"world\n")), 3.3)
+    assert ctx.logs("files") == []
+    feed(a, True, nbss(close_request(5, 5, FID)), 3.4)
+    (f,) = ctx.logs("files")
+    assert f["is_orig"] is True and f["seen_bytes"] == 12 and f["total_bytes"] is None
+    assert f["filename"] == "new.txt" and f["ts"] == 3.2 and f["duration"] == pytest.approx(0.1)
+    assert [r["name"] for r in ctx.logs("smb_files")] == ["new.txt"]  # only the open is logged
+
+
+def test_compound_create_and_close_in_one_frame() -> None:
+    ctx = FakeContext(tcp_conn(445))
+    a = session(ctx)
+    create = create_request(2, 5, "a.txt")
+    create += b"\0" * (-len(create) % 8)
+    feed(
+        a,
+        True,
+        nbss(create[:20] + struct.pack("<I", len(create)) + create[24:], close_request(3, 5, FID)),
+    )
+    feed(a, False, nbss(create_response(2, 5, FID, 3)))
+    assert a.script.state is not None and 3 in a.script.state.pending_cmds  # the close was parsed
+    assert ctx.violations == []
+
+
+def test_negative_chain_padding_is_a_violation_and_resyncs() -> None:
+    ctx = FakeContext(tcp_conn(445))
+    a = smb.SmbAnalyzer(ctx)
+    bad = header(CLOSE, 1, next_command=10) + struct.pack("<HHIQQ", 24, 0, 0, *FID)
+    feed(a, True, nbss(bad))
+    assert ctx.violations and ctx.violations[0].startswith("Binpac exception")
+    assert a.need_sync
+    # Until a delivery starts with an SMB header, nothing is parsed.
+    feed(a, True, b"junk that is not SMB")
+    assert a.buffers[True] == bytearray()
+
+
+def test_gap_drops_data_until_a_delivery_starts_with_an_smb_header() -> None:
+    ctx = FakeContext(tcp_conn(445))
+    a = session(ctx)
+    msg = nbss(tree_connect_request(7, "\\\\srv\\other"))
+    feed(a, True, msg[:10])  # the start of a frame, then a gap
+    a.gap(True, 100, 3.0)
+    feed(a, True, msg[10:])  # the rest: no header at its start, dropped
+    feed(a, False, nbss(tree_connect_response(7, 6, 1)))  # starts with a header: parsed
+    assert [m["path"] for m in ctx.logs("smb_mapping")] == ["\\\\srv\\share", None]
+
+
+def test_pipe_trees_get_no_files_and_unlogged_actions() -> None:
+    ctx = FakeContext(tcp_conn(445))
+    a = smb.SmbAnalyzer(ctx)
+    feed(a, True, nbss(tree_connect_request(1, "\\\\srv\\IPC$")))
+    feed(a, False, nbss(tree_connect_response(1, 9, 2)))
+    feed(a, True, nbss(create_request(2, 9, "srvsvc")))
+    feed(a, False, nbss(create_response(2, 9, FID, 0, modified=0)))
+    feed(a, True, nbss(write_request(3, 9, FID, 0, b"\x05\x00\x0b\x03")))
+    feed(a, True, nbss(close_request(4, 9, FID)))
+    assert [m["share_type"] for m in ctx.logs("smb_mapping")] == ["PIPE"]
+    assert ctx.logs("smb_files") == [] and ctx.logs("files") == []
+
+
+def test_non_session_frames_are_skipped_and_frames_may_span_deliveries() -> None:
+    ctx = FakeContext(tcp_conn(445))
+    a = smb.SmbAnalyzer(ctx)
+    keepalive = b"\x85\x00\x00\x00"
+    msg = nbss(tree_connect_request(1, "\\\\srv\\share"))
+    feed(a, True, msg[:30])
+    feed(a, True, msg[30:] + keepalive)
+    feed(a, False, nbss(tree_connect_response(1, 5, 3)))
+    (m,) = ctx.logs("smb_mapping")
+    assert m["share_type"] == "PRINT" and m["path"] == "\\\\srv\\share"
+
+
+# ----------------------------------------------------------------------------- through the engine
+
+
+def test_engine_attaches_smb_on_445_and_by_signature_elsewhere() -> None:
+    for port in (445, 8445):
+        sink = ListSink()
+        engine = Engine(sink)
+        talk = TcpTalk(engine, ("10.0.0.1", 40000), ("10.0.0.2", port))
+        talk.handshake()
+        talk.send(True, "PA", nbss(negotiate_request()))
+        talk.send(True, "PA", nbss(tree_connect_request(1, "\\\\srv\\share")))
+        talk.send(False, "PA", nbss(tree_connect_response(1, 5, 1)))
+        engine.finish()
+        conn = sink.rows("conn")[0]
+        assert conn["service"] == "smb", port
+        assert [m["path"] for m in sink.rows("smb_mapping")] == ["\\\\srv\\share"]
+
+
+@pytest.mark.timeout(300)
+def test_smb2_reference_case_is_exact(shared, tmp_path) -> None:
+    from analyzer_ctx import compare_case
+
+    case = "scripts.base.protocols.smb.smb2"
+    result = compare_case(shared, case, {"smb_files", "smb_mapping", "files"}, tmp_path)
+    assert set(result) == {"smb_files.log", "smb_mapping.log", "files.log"}
+    for log, score in result.items():
+        assert score["exact"] == score["base_rows"], (log, score)
