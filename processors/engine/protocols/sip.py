@@ -246,12 +246,8 @@ class SipScript:
         )
 
     def script_weird(self, name: str, addl: str, ts: float) -> None:
-        """Reporter::conn_weird from the script: no analyzer source, as Zeek logs it."""
-        conn = getattr(self.ctx, "conn", None)
-        if conn is not None:
-            conn.weird(name, addl, source="", ts=ts)
-        else:  # a context without the engine's connection (unit tests)
-            self.ctx.weird(name, addl, ts=ts)
+        """Reporter::conn_weird from the script: logged without an analyzer source."""
+        self.ctx.weird(name, addl, ts=ts, source="")  # type: ignore[call-arg]
 
     def analyzer_weird(self, name: str, addl: str, ts: float) -> None:
         self.ctx.weird(name, addl, ts=ts)
