@@ -10,7 +10,7 @@ import pytest
 from analyzer_ctx import FakeContext, tcp_conn
 from engine_kit import ListSink, TcpTalk
 from wirestream.processors.engine.engine import Engine
-from wirestream.processors.engine.protocols import smb, smb2
+from wirestream.processors.engine.protocols import gssapi, smb, smb2
 
 # ----------------------------------------------------------------------------- message builders
 
@@ -93,6 +93,24 @@ def negotiate_request(mid: int = 0) -> bytes:
     )
 
 
+def session_setup_request(mid: int, blob: bytes) -> bytes:
+    return header(1, mid) + struct.pack("<HBBIIHHQ", 25, 0, 1, 0, 0, 88, len(blob), 0) + blob
+
+
+def tlv(tag: int, content: bytes) -> bytes:
+    n = len(content)
+    length = bytes([n]) if n < 0x80 else bytes([0x82]) + n.to_bytes(2, "big")
+    return bytes([tag]) + length + content
+
+
+SPNEGO_OID = bytes.fromhex("2b0601050502")
+NEG_TOKEN_INIT = tlv(
+    0x60, tlv(0x06, SPNEGO_OID) + tlv(0xA0, tlv(0x30, tlv(0xA0, tlv(0x30, tlv(0x06, b"\x2a")))))
+)
+NEG_TOKEN_RESP = tlv(
+    0xA1, tlv(0x30, tlv(0xA0, tlv(0x0A, b"\x01")) + tlv(0xA2, tlv(0x04, b"NTLMSSP\0" + b"x" * 200)))
+)
+
 FID = (0x45, 0xFFFFFFFFFFFFFFFF)  # persistent, volatile (their sum wraps in the scripts)
 
 
@@ -108,6 +126,18 @@ def test_filetime_and_utf16_conversions_follow_zeek() -> None:
     assert smb2.utf16_text(utf16("a") + b"b") == b"ab"  # an odd byte is padded with a zero
     assert smb2.utf16_text(utf16("a") + b"\x00\xd8") == utf16("a") + b"\x00\xd8"  # failed: raw
     assert smb2.file_id(*FID) == 0x44  # 64-bit wrap as Zeek's count arithmetic
+
+
+def test_gssapi_tokens_parse_as_zeeks_grammar_reads_them() -> None:
+    assert gssapi.gssapi_token_parses(NEG_TOKEN_INIT)
+    assert gssapi.gssapi_token_parses(NEG_TOKEN_RESP)  # long-form length inside
+    assert gssapi.gssapi_token_parses(b"\x04\x04" + b"\xff" * 20)  # MIC token: rest of data
+    assert not gssapi.gssapi_token_parses(NEG_TOKEN_RESP[:-3])  # an argument past the end
+    assert not gssapi.gssapi_token_parses(tlv(0xA1, tlv(0x30, tlv(0xA5, b"\x05\x00"))))  # no [5]
+    krb = tlv(0xA1, tlv(0x30, tlv(0xA2, tlv(0x04, tlv(0x60, tlv(0x06, b"\x2a"))))))
+    assert not gssapi.gssapi_token_parses(krb)  # a Kerberos blob without its token id
+    krb_ok = tlv(0xA1, tlv(0x30, tlv(0xA2, tlv(0x04, tlv(0x60, tlv(0x06, b"\x2a") + b"\x01\x00")))))
+    assert gssapi.gssapi_token_parses(krb_ok)
 
 
 def test_header_checks_and_dpd_signature() -> None:
@@ -153,6 +183,16 @@ def test_tree_connect_reply_writes_the_mapping_with_the_request_time() -> None:
     assert m["path"] == "\\\\srv\\share" and m["share_type"] == "DISK"
     assert m["ts"] == 2.0 and m["service"] is None and m["native_file_system"] is None
     assert ctx.confirmed == ["smb"]  # three deliveries without a parse error
+
+
+def test_security_blobs_confirm_gssapi_before_smb_confirms() -> None:
+    ctx = FakeContext(tcp_conn(445))
+    a = smb.SmbAnalyzer(ctx)
+    feed(a, True, nbss(session_setup_request(1, NEG_TOKEN_INIT)))
+    assert ctx.confirmed == ["gssapi"]
+    feed(a, True, nbss(session_setup_request(2, b"NTLMSSP\0\1\0\0\0")))  # raw NTLM: no GSSAPI
+    feed(a, True, nbss(session_setup_request(3, b"\xa1\x05\x30\x03\xa7\x01\x00")))  # fails
+    assert ctx.confirmed == ["gssapi", "smb"] and ctx.violations == []
 
 
 def test_failed_tree_connect_is_not_mapped() -> None:

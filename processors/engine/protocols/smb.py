@@ -25,6 +25,7 @@ from typing import Any
 
 from wirestream.processors.engine.api import AnalyzerContext, AnalyzerSpec, Record, register
 from wirestream.processors.engine.protocols.bytereader import ParseError
+from wirestream.processors.engine.protocols.gssapi import gssapi_token_parses
 from wirestream.processors.engine.protocols.smb2 import (
     SMB2_MAGIC,
     STATUS_PENDING,
@@ -360,6 +361,12 @@ class Smb2Script:
         self.ctx.weird("SMB_discarded_messages_state", addl)
         st.fid_map = {}  # SMB::enable_clear_script_state
         st.pending_cmds = {}
+
+    def security_blob(self, blob: bytes, is_orig: bool) -> None:
+        """``forward_gssapi``: blobs of 8 bytes or more go to Zeek's GSSAPI analyzer (raw
+        NTLMSSP to its NTLM analyzer, which never confirms); a blob that parses confirms it."""
+        if len(blob) >= 8 and not blob.startswith(b"NTLMSSP") and gssapi_token_parses(blob):
+            self.ctx.confirm("gssapi")
 
     # -- files.zeek and the file manager ------------------------------------------------------
 

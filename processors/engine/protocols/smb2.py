@@ -138,6 +138,7 @@ class Smb2Events(Protocol):
     def file_data(self, is_orig: bool, data: bytes, offset: int) -> None: ...
     def end_of_file(self, is_orig: bool) -> None: ...
     def discarded_messages_state(self, state: str) -> None: ...
+    def security_blob(self, blob: bytes, is_orig: bool) -> None: ...
 
 
 class _LE:
@@ -243,7 +244,7 @@ class Smb2Parser:
             r.skip(2 + 1 + 1 + 4 + 4)
             offset, length = r.u16(), r.u16()
             r.pad_to(start, offset - hdr.head_length)
-            r.skip(length)
+            ev.security_blob(r.take(length), True)
         elif cmd == TREE_CONNECT:
             r.skip(4)
             offset, length = r.u16(), r.u16()
@@ -410,7 +411,7 @@ class Smb2Parser:
             r.skip(2 + 2)
             offset, length = r.u16(), r.u16()
             r.pad_to(start, offset - hdr.head_length)
-            r.skip(length)
+            ev.security_blob(r.take(length), False)
         elif cmd == TREE_CONNECT:
             r.skip(2)
             share_type = r.u8()
@@ -481,9 +482,14 @@ class Smb2Parser:
         r.skip(2)  # security offset: binpac reads the blob right after the fixed part
         security_length = r.u16()
         context_offset = r.u32()
-        r.skip(security_length)
-        if dialect != 0x0311:
-            return
+        blob = r.take(security_length)
+        if dialect == 0x0311:
+            self._negotiate_contexts(r, start, hdr, context_offset, context_count)
+        self.events.security_blob(blob, False)  # forward_gssapi runs after the whole reply
+
+    def _negotiate_contexts(
+        self, r: _LE, start: int, hdr: Smb2Header, context_offset: int, context_count: int
+    ) -> None:
         r.pad_to(start, context_offset - hdr.head_length)
         for i in range(context_count):  # NegotiateContextList: padded values, then the last
             ctx_start = r.pos

@@ -1,0 +1,100 @@
+"""GSSAPI/SPNEGO tokens as Zeek's GSSAPI analyzer reads them (``gssapi-protocol.pac``, ``asn1.pac``).
+
+Protocols carrying security blobs (SMB's negotiate and session setup) hand each blob to
+Zeek's GSSAPI analyzer, which confirms itself (service ``gssapi`` in conn.log) whenever a blob
+parses without a binpac exception. :func:`gssapi_token_parses` answers exactly that, following
+binpac's layout rules rather than DER's: lengths are taken as written, argument lists run to
+the end of the blob, an argument index outside the ones the grammar names is an error. The
+NTLM and Kerberos payloads inside are not analysed here (no ntlm.log / kerberos.log yet).
+"""
+
+from __future__ import annotations
+
+from wirestream.processors.engine.protocols.bytereader import ParseError
+
+APP_0_TAG = 0x60  # [APPLICATION 0]: the initial context token (is_init)
+INDEX_TAG_OFFSET = 0xA0  # ASN1_INDEX_TAG_OFFSET: [n] context tags
+MIC_TOKEN_ID, WRAP_TOKEN_ID = 0x0404, 0x0504
+
+
+class _Asn1:
+    """binpac's ASN1EncodingMeta / ASN1Encoding reads over ``data[pos:end]``."""
+
+    __slots__ = ("data", "pos", "end")
+
+    def __init__(self, data: bytes, pos: int, end: int) -> None:
+        self.data, self.pos, self.end = data, pos, end
+
+    def take(self, n: int) -> bytes:
+        if n < 0 or self.pos + n > self.end:
+            raise ParseError(f"ASN.1 field of {n} bytes at {self.pos} past {self.end}")
+        out = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def meta(self) -> tuple[int, int, int]:
+        """(tag, first length byte, length): long forms read big-endian, more than 8 bytes as 0."""
+        tag, first = self.take(1)[0], self.take(1)[0]
+        if first & 0x80:
+            more = self.take(first & 0x7F)
+            return tag, first, int.from_bytes(more, "big") if len(more) <= 8 else 0
+        return tag, first, first
+
+    def encoding(self) -> bytes:
+        _tag, _first, length = self.meta()
+        return self.take(length)
+
+    def element(self) -> tuple[int, _Asn1]:
+        """A ``[n]``-tagged argument: its index and a reader bounded to its ``&length``."""
+        tag, _first, length = self.meta()
+        start = self.pos
+        self.take(length)
+        return (tag - INDEX_TAG_OFFSET) & 0xFF, _Asn1(self.data, start, start + length)
+
+
+def _mech_token(r: _Asn1) -> None:
+    """GSSAPI_NEG_TOKEN_MECH_TOKEN: a Kerberos token with its OID must parse as KRB_OID_BLOB."""
+    token = r.encoding()
+    if token[:1] == b"\x60":
+        inner = _Asn1(token, 0, len(token))
+        inner.meta()
+        inner.encoding()  # the OID
+        inner.take(2)  # token id
+
+
+def _parse(blob: bytes) -> None:
+    r = _Asn1(blob, 0, len(blob))
+    tag, first, _length = r.meta()
+    if (tag << 8) | first in (MIC_TOKEN_ID, WRAP_TOKEN_ID):
+        return
+    if tag == APP_0_TAG:  # NegTokenInit: OID, [0] wrapper, SEQUENCE, arguments to the end
+        r.encoding()
+        r.meta()
+        r.meta()
+        while r.pos < r.end:
+            index, arg = r.element()
+            if index in (0, 1, 3):
+                arg.encoding()
+            elif index == 2:
+                _mech_token(arg)
+            else:
+                raise ParseError(f"NegTokenInit argument [{index}]")
+        return
+    r.meta()  # NegTokenResp: SEQUENCE, arguments to the end
+    while r.pos < r.end:
+        index, arg = r.element()
+        if index in (0, 1, 3):
+            arg.encoding()
+        elif index == 2:
+            _mech_token(arg)
+        else:
+            raise ParseError(f"NegTokenResp argument [{index}]")
+
+
+def gssapi_token_parses(blob: bytes) -> bool:
+    """True when Zeek's GSSAPI analyzer parses ``blob`` without an exception (it confirms)."""
+    try:
+        _parse(blob)
+    except ParseError:
+        return False
+    return True
