@@ -12,7 +12,7 @@ import heapq
 import logging
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -125,6 +125,18 @@ class AnalyzeOptions:
     seed: int | None = None
     x509_in_files_log: bool = False  # X509::log_x509_in_files_log: certificates in files.log
     delay_teredo_confirmation: bool = True  # Tunnel::delay_teredo_confirmation
+    x509_relog_after: float | None = None  # X509::relog_known_certificates_after (None: 1 day)
+    ftp_logged_commands: frozenset[str] | None = None  # FTP::logged_commands (None: Zeek's)
+    ftp_capture_password: bool = False  # FTP::default_capture_password
+    ftp_log_at_least_one_command: bool = True  # FTP::log_at_least_one_command
+    tcp_inactivity_timeout: float | None = None  # None: Zeek's defaults
+    udp_inactivity_timeout: float | None = None
+    icmp_inactivity_timeout: float | None = None
+    # What the loaded scripts enable (zeek_script.GATED_LOGS features and analyzer names);
+    # None = Zeek's default scripts (everything). Bare mode (-b) sets it from the loads.
+    features: frozenset[str] | None = None
+    handled_events: frozenset[str] = frozenset()  # events the scripts have handlers for
+    zeek_scripts: tuple[str, ...] = ()  # scripts/redefs as given, for --engine zeek
 
 
 @dataclass
@@ -159,9 +171,17 @@ def merged_packets(traces: Iterable[str | Path], stats: list[CaptureStats]) -> I
 def build_engine(sink: Any, options: AnalyzeOptions) -> Any:
     """The built-in engine wired as ``zeek -r`` would be: protocol analyzers and file manager."""
     from wirestream.processors.engine import protocols  # noqa: F401  (registers analyzers)
+    from wirestream.processors.engine.api import REGISTRY
     from wirestream.processors.engine.engine import Engine
     from wirestream.processors.engine.files import FileManager, FilesConfig
+    from wirestream.processors.engine.zeek_script import enabled_analyzers, enabled_logs
 
+    timeouts = {
+        f"{proto}_inactivity_timeout": value
+        for proto in ("tcp", "udp", "icmp")
+        if (value := getattr(options, f"{proto}_inactivity_timeout")) is not None
+    }
+    features = options.features
     engine = Engine(
         sink,
         ignore_checksums=options.ignore_checksums,
@@ -170,6 +190,10 @@ def build_engine(sink: Any, options: AnalyzeOptions) -> Any:
         conn_vlan_columns="vlan-logging" in options.policies,
         conn_l2_columns="mac-logging" in options.policies,
         delay_teredo_confirmation=options.delay_teredo_confirmation,
+        weird_log=features is None or "weird" in enabled_logs(features),
+        analyzers=None if features is None else enabled_analyzers(features, REGISTRY),
+        handled_events=options.handled_events,
+        **timeouts,
     )
     config = FilesConfig(hashes=options.hashes, extract=options.extract)
     engine.files = FileManager(
@@ -181,8 +205,34 @@ def build_engine(sink: Any, options: AnalyzeOptions) -> Any:
     )
     from wirestream.processors.engine.protocols import x509
 
-    x509.configure(engine.files, x509.X509Config(log_in_files_log=options.x509_in_files_log))
+    x509_config = x509.X509Config(log_in_files_log=options.x509_in_files_log)
+    if options.x509_relog_after is not None:
+        x509_config = replace(x509_config, relog_after=options.x509_relog_after)
+    x509.configure(engine.files, x509_config)
+    from wirestream.processors.engine.protocols import ftp
+
+    ftp_config = ftp.FtpConfig(
+        capture_password=options.ftp_capture_password,
+        log_at_least_one_command=options.ftp_log_at_least_one_command,
+    )
+    if options.ftp_logged_commands is not None:
+        ftp_config = replace(ftp_config, logged_commands=options.ftp_logged_commands)
+    ftp.configure(engine, ftp_config)
     return engine
+
+
+class LoadedLogsSink:
+    """Passes on only the logs whose scripts are loaded (bare mode): Zeek still analyses, but
+    without base/protocols/conn there is no conn.log, without base/files/x509 no x509.log..."""
+
+    def __init__(self, sink: Any, dropped: frozenset[str]) -> None:
+        self._sink = sink
+        self.dropped = dropped
+        self.file = sink.file
+
+    def log(self, log_name: str, record: Record) -> None:
+        if log_name not in self.dropped:
+            self._sink.log(log_name, record)
 
 
 def run_builtin(traces: list[str], sink: Any, options: AnalyzeOptions) -> AnalyzeResult:
@@ -193,6 +243,12 @@ def run_builtin(traces: list[str], sink: Any, options: AnalyzeOptions) -> Analyz
             capture_filter = CaptureFilter(options.capture_filter)
         except BpfError as exc:
             raise AnalyzeError(str(exc)) from exc
+    if options.features is not None:
+        from wirestream.processors.engine.zeek_script import GATED_LOGS, enabled_logs
+
+        dropped = frozenset(GATED_LOGS) - enabled_logs(options.features)
+        if dropped:
+            sink = LoadedLogsSink(sink, dropped)
     engine = build_engine(sink, options)
     if not options.bare:
         # Zeek's PacketFilter framework logs the filter it installs at startup (wall clock).
@@ -294,11 +350,67 @@ def analyze_traces(
     return result
 
 
+# Flags that set an option a Zeek script can also set: option name -> AnalyzeOptions field.
+# An explicitly given flag wins over the scripts; --policy adds to the scripts' policies.
+FLAG_FIELDS = {
+    "ignore_checksums": "ignore_checksums",
+    "local_nets": "local_nets",
+    "hashes": "hashes",
+    "extract": "extract",
+    "delay_teredo_confirmation": "delay_teredo_confirmation",
+    "x509_in_files_log": "x509_in_files_log",
+}
+
+
+def zeek_settings(args: tuple[str, ...], reads: tuple[str, ...]) -> tuple[list[str], Any]:
+    """Split positional arguments the way Zeek reads them and apply the scripts and redefs:
+    (traces, ZeekSettings). Ignored script parts are logged as warnings, one each."""
+    from wirestream.processors.engine.zeek_script import (
+        ZeekScriptError,
+        classify_args,
+        settings_from_args,
+    )
+
+    parsed = classify_args(args, lambda a: Path(a).is_file())
+
+    def read_text(path: str) -> str:
+        try:
+            return Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise AnalyzeError(f"{path}: cannot read the Zeek script: {exc}") from exc
+
+    try:
+        settings = settings_from_args(parsed.order, read_text)
+    except ZeekScriptError as exc:
+        raise AnalyzeError(f"Zeek script: {exc}") from exc
+    for item in settings.ignored:
+        log.warning("ignored (the built-in engine does not implement it): %s", item)
+    scripts = [str(Path(a).resolve()) if kind == "file" else a for kind, a in parsed.order]
+    settings.overrides.setdefault("zeek_scripts", tuple(scripts))
+    return [*parsed.traces, *reads], settings
+
+
 @click.command(
     "analyze",
     context_settings={"help_option_names": ["-h", "--help"], "ignore_unknown_options": False},
+    epilog="Zeek's command line works as is (zeek -> wirestream analyze --out DIR): TRACE "
+    "arguments that are *.zeek scripts, Zeek script names (base/protocols/dns, "
+    "protocols/conn/vlan-logging) or NAME=VALUE redefs are read as Zeek reads them. From "
+    "scripts the engine honours @load of the scripts it implements and redefs of the options "
+    "it has (Site::local_nets, Tunnel::delay_teredo_confirmation, X509::log_x509_in_files_log, "
+    "X509::relog_known_certificates_after, FTP::logged_commands, FTP::default_capture_password, "
+    "FTP::log_at_least_one_command, tcp/udp/icmp_inactivity_timeout, ignore_checksums) and "
+    "notes which events have handlers; anything else is logged as ignored. Explicit flags win "
+    "over script settings (--policy adds to the scripts' policies).",
 )
-@click.argument("traces", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("traces", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True))
+@click.option(
+    "-r",
+    "reads",
+    multiple=True,
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="A trace to read (Zeek's -r; repeatable, same as a TRACE argument).",
+)
 @click.option(
     "--out",
     "out_dir",
@@ -349,13 +461,20 @@ def analyze_traces(
     "by default as in Zeek).",
 )
 @click.option(
-    "-b", "bare", is_flag=True, hidden=True, help="Zeek's bare mode: no packet_filter.log."
+    "-b",
+    "bare",
+    is_flag=True,
+    help="Zeek's bare mode: only what the given scripts load. Analyzers attach only for "
+    "loaded base/protocols/<x>; conn.log needs base/protocols/conn, weird.log "
+    "base/frameworks/notice/weird, tunnel.log base/frameworks/tunnels, x509.log base/files/x509 "
+    "(or a protocol script loading them, as in Zeek); no packet_filter.log.",
 )
 @click.option("--seed", type=int, default=None, hidden=True, help="Deterministic uids (tests).")
 @click.pass_context
 def analyze_command(
     ctx: click.Context,
     traces: tuple[str, ...],
+    reads: tuple[str, ...],
     out_dir: Path,
     ignore_checksums: bool,
     capture_filter: str | None,
@@ -372,23 +491,37 @@ def analyze_command(
 ) -> None:
     """Analyze packet captures (pcap/pcapng, '-' for stdin) into Zeek logs in --out."""
     settings = settings_of(ctx)
+    trace_list, zeek = zeek_settings(traces, reads)
+    if not trace_list:
+        raise click.UsageError("no trace given (a TRACE argument or -r TRACE)")
+    flags = {
+        "ignore_checksums": ignore_checksums,
+        "local_nets": tuple(n.strip() for n in local_nets.split(",") if n.strip()),
+        "hashes": tuple(h.strip().upper() for h in hashes.split(",") if h.strip()),
+        "extract": extract,
+        "delay_teredo_confirmation": delay_teredo_confirmation,
+        "x509_in_files_log": x509_in_files_log,
+    }
+    given = {
+        FLAG_FIELDS[name]: value
+        for name, value in flags.items()
+        if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+    }
+    script_policies = tuple(zeek.overrides.pop("policies", ()))
     options = AnalyzeOptions(
-        ignore_checksums=ignore_checksums,
+        **{**zeek.overrides, **given},
         capture_filter=capture_filter,
         bare=bare,
-        local_nets=tuple(n.strip() for n in local_nets.split(",") if n.strip()),
-        hashes=tuple(h.strip().upper() for h in hashes.split(",") if h.strip()),
-        extract=extract,
-        policies=policies,
+        policies=script_policies + tuple(p for p in policies if p not in script_policies),
         seed=seed,
-        x509_in_files_log=x509_in_files_log,
-        delay_teredo_confirmation=delay_teredo_confirmation,
+        features=frozenset(zeek.features) if bare else None,
+        handled_events=frozenset(zeek.handled_events),
     )
     chosen = engine or settings.engine
     zeek_path = settings.zeek_path  # also WIRESTREAM_ZEEK_PATH, as every setting
     try:
         result = analyze_traces(
-            list(traces),
+            trace_list,
             out_dir,
             options,
             fmt="json" if json_logs else "tsv",

@@ -69,6 +69,7 @@ def zeek_command(zeek: str, traces: list[str], options: Any, *, json_logs: bool)
         argv.append(VLAN_SCRIPT)
     if options.local_nets:
         argv.append(f"Site::local_nets += {{ {', '.join(options.local_nets)} }}")
+    argv += list(getattr(options, "zeek_scripts", ()))  # the user's own scripts and redefs
     return argv
 
 

@@ -81,11 +81,19 @@ def test_analyze_writes_zeek_logs(tmp_path: Path) -> None:
 def test_json_and_bare(tmp_path: Path) -> None:
     trace = pb.write_pcap(tmp_path / "t.pcap", dns_exchange(5.0))
     out = tmp_path / "j"
-    result = run(str(trace), "--out", str(out), "--json", "-b", "--engine", "builtin")
+    result = run(
+        str(trace), "base/protocols/conn", "--out", str(out), "--json", "-b", "--engine", "builtin"
+    )
     assert result.exit_code == 0, result.output
     lines = (out / "conn.log").read_text().splitlines()
     assert json.loads(lines[0])["id.resp_p"] == 53
     assert not (out / "packet_filter.log").exists()  # bare mode does not load the framework
+    # Only conn was loaded: no DNS analyzer (so no dns.log, no service), as zeek -b.
+    assert json.loads(lines[0]).get("service") is None
+    assert not (out / "dns.log").exists()
+    bare = tmp_path / "nothing"
+    assert run(str(trace), "-r", str(trace), "--out", str(bare), "-b").exit_code == 0
+    assert not (bare / "conn.log").exists()  # zeek -b alone loads no conn.log either
 
 
 def test_several_traces_merge_by_time(tmp_path: Path) -> None:
@@ -248,3 +256,43 @@ def test_engine_zeek_without_zeek_is_an_error(tmp_path: Path, monkeypatch) -> No
     result = run(str(trace), "--out", str(tmp_path / "o"), "--engine", "zeek")
     assert result.exit_code != 0 and "no zeek binary found" in result.output
     assert os.path.exists(trace)
+
+
+def test_zeek_scripts_and_redefs_on_the_command_line(tmp_path: Path, caplog) -> None:
+    trace = pb.write_pcap(tmp_path / "t.pcap", dns_exchange(5.0))
+    local = tmp_path / "local.zeek"
+    local.write_text(
+        "@load protocols/conn/vlan-logging\n"
+        "redef Site::local_nets = { 10.2.0.0/16 };\n"
+        "event connection_state_remove(c: connection) { print c$uid; }\n"
+    )
+    out = tmp_path / "s"
+    result = run("-r", str(trace), str(local), "--out", str(out), "--engine", "builtin")
+    assert result.exit_code == 0, result.output
+    (conn,) = rows(out / "conn.log")
+    assert (conn["local_orig"], conn["local_resp"]) == (False, True)  # A is not in 10.2/16
+    assert "vlan" in conn  # the policy's columns
+    assert "event connection_state_remove" in caplog.text  # ignored, and said so
+    # A command-line redef after the script wins over it; an explicit flag wins over both.
+    out2 = tmp_path / "f"
+    redef = "Site::local_nets={10.1.0.0/16}"
+    assert run(str(trace), str(local), redef, "--out", str(out2)).exit_code == 0
+    assert rows(out2 / "conn.log")[0]["local_orig"] is True
+    out3 = tmp_path / "g"
+    args = (str(trace), str(local), redef, "--local-nets", "192.168.0.0/16", "--out", str(out3))
+    assert run(*args).exit_code == 0
+    assert (rows(out3 / "conn.log")[0]["local_orig"], rows(out3 / "conn.log")[0]["local_resp"]) == (
+        False,
+        False,
+    )
+
+
+def test_broken_zeek_script_is_a_clear_error(tmp_path: Path) -> None:
+    trace = pb.write_pcap(tmp_path / "t.pcap", dns_exchange(5.0))
+    bad = tmp_path / "bad.zeek"
+    bad.write_text("event zeek_init() {\n")
+    result = run(str(trace), str(bad), "--out", str(tmp_path / "o"))
+    assert result.exit_code != 0 and "unclosed" in result.output
+    result = run(str(trace), "Site::local_nets={nonsense}", "--out", str(tmp_path / "o"))
+    assert result.exit_code != 0 and "bad subnet" in result.output
+    assert run("--out", str(tmp_path / "o")).exit_code == 2  # no trace at all

@@ -1,0 +1,144 @@
+"""Zeek's command line and script subset -> the engine's options (processors/engine/zeek_script)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from wirestream.processors.analyze_cli import AnalyzeOptions
+from wirestream.processors.engine.api import REGISTRY
+from wirestream.processors.engine.protocols.ftp import LOGGED_COMMANDS
+from wirestream.processors.engine.zeek_script import (
+    EXTRA_ANALYZERS,
+    LOAD_EFFECTS,
+    REDEFS,
+    ZeekScriptError,
+    ZeekSettings,
+    apply_command_redef,
+    apply_script,
+    classify_args,
+    enabled_analyzers,
+    enabled_logs,
+    parse_interval,
+    settings_from_args,
+    statements,
+)
+
+
+def script(text: str) -> ZeekSettings:
+    settings = ZeekSettings()
+    apply_script(settings, text, "t.zeek")
+    return settings
+
+
+def test_every_override_names_an_analyze_option_and_every_extra_analyzer_exists():
+    fields = {f.name for f in dataclasses.fields(AnalyzeOptions)}
+    assert {r.option for r in REDEFS.values()} <= fields
+    assert {o for e in LOAD_EFFECTS.values() for o, _ in e.overrides} <= fields
+    assert set().union(*EXTRA_ANALYZERS.values()) <= set(REGISTRY)
+
+
+def test_history_flip_script():
+    s = script(
+        "# a comment; with a semicolon\n"
+        "@load base/protocols/http\n"
+        "@load policy/protocols/conn/mac-logging\n\n"
+        "redef Site::local_nets = { 125.190.109.0/24 };"
+    )
+    assert s.overrides == {"policies": ("mac-logging",), "local_nets": ("125.190.109.0/24",)}
+    assert {"http", "conn", "weird", "tunnel"} <= s.features
+    assert s.loads == ["base/protocols/http", "protocols/conn/mac-logging"]
+    assert s.ignored == []
+
+
+def test_set_redefs_add_and_remove():
+    s = script('redef FTP::logged_commands += { "<init>", "AUTH" };\n')
+    assert s.overrides["ftp_logged_commands"] == LOGGED_COMMANDS | {"<init>", "AUTH"}
+    s = script('redef FTP::logged_commands -= { "USER" };')
+    assert s.overrides["ftp_logged_commands"] == LOGGED_COMMANDS - {"USER"}
+    s = ZeekSettings()
+    apply_command_redef(s, "Site::local_nets+={192.168.2.0/24}")
+    apply_command_redef(s, "Site::local_nets += { 10.0.0.0/8, [2001:db8::]/32 }")
+    assert s.overrides["local_nets"] == ("192.168.2.0/24", "10.0.0.0/8", "2001:db8::/32")
+
+
+def test_values_are_typed_and_checked():
+    s = script("redef X509::relog_known_certificates_after = 0secs;")
+    assert s.overrides == {"x509_relog_after": 0.0}
+    assert parse_interval("1 day") == 86400.0 and parse_interval("10min") == 600.0
+    with pytest.raises(ZeekScriptError, match="T or F"):
+        script("redef Tunnel::delay_teredo_confirmation = maybe;")
+    with pytest.raises(ZeekScriptError, match="bad subnet"):
+        script("redef Site::local_nets = { 300.1.2.0/24 };")
+    with pytest.raises(ZeekScriptError, match="not a set"):
+        script("redef X509::log_x509_in_files_log += T;")
+
+
+def test_everything_else_is_reported_not_silently_dropped():
+    s = script(
+        "module GridFTP;\n"
+        "redef size_threshold = 2;\n"
+        "redef enum Notice::Type += {\n    Data_Channel\n};\n"
+        "redef test_get_file_name = function(f: fa_file): string\n"
+        '    {\n    return fmt("%s-file", f$id);\n    };\n'
+        'event icmp_redirect(c: connection, tgt: addr)\n\t{ print "}"; }\n'
+        "@load protocols/http/software\n"
+        "@load base/protocols/smtp\n"
+        "global n = 1;\n"
+    )
+    assert s.handled_events == {"icmp_redirect"}
+    ignored = "\n".join(s.ignored)
+    assert "t.zeek:2: redef GridFTP::size_threshold = 2" in ignored  # module-qualified
+    assert "redef enum Notice::Type" in ignored
+    assert "t.zeek:6: redef GridFTP::test_get_file_name = function" in ignored
+    assert "event icmp_redirect" in ignored
+    assert "protocols/http/software (a script the built-in engine does not know)" in ignored
+    assert "no smtp analyzer" in ignored and "weird" in s.features  # smtp still loads weird
+    assert "global n = 1" in ignored
+    assert len(s.ignored) == 7
+    assert s.overrides == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("event zeek_init() {", "unclosed"),
+        ("}", "unbalanced"),
+        ('redef X = "abc;', "unterminated string"),
+        ("redef Site::local_nets = {}", "without ';'"),
+    ],
+)
+def test_broken_syntax_is_an_error(text, message):
+    with pytest.raises(ZeekScriptError, match=message):
+        list(statements(text, "t.zeek"))
+
+
+def test_classify_zeek_positional_arguments():
+    args = [
+        "x.pcap",
+        "base/protocols/tunnels",
+        "protocols/conn/known-services",
+        "Tunnel::delay_teredo_confirmation=T",
+        "Site::local_nets+={192.168.2.0/24}",
+        "/tmp/test.zeek",
+        "missing.pcap",
+    ]
+    parsed = classify_args(args, is_file=lambda a: a == "x.pcap")
+    assert parsed.traces == ("x.pcap", "missing.pcap")  # a missing trace still errors later
+    assert [k for k, _ in parsed.order] == ["load", "load", "redef", "redef", "file"]
+
+
+def test_command_line_order_and_reading():
+    order = [("file", "a.zeek"), ("redef", "Tunnel::delay_teredo_confirmation=T")]
+    texts = {"a.zeek": "redef Tunnel::delay_teredo_confirmation = F;"}
+    s = settings_from_args(order, texts.__getitem__)
+    assert s.overrides == {"delay_teredo_confirmation": True}  # the later one wins, as in Zeek
+
+
+def test_bare_mode_features():
+    s = script("@load base/protocols/ssl\n")
+    assert enabled_logs(s.features) == {"weird", "x509", "ocsp"}  # no conn.log, no tunnel.log
+    assert enabled_analyzers(s.features, REGISTRY) == {"ssl", "dtls"}
+    everything = script("@load base/init-default\n").features
+    assert enabled_analyzers(everything, REGISTRY) == set(REGISTRY)
+    assert enabled_logs(script("@load base/protocols/conn").features) == {"conn"}
