@@ -15,7 +15,9 @@ another ``(start, end, frame)`` of that window.
 Delivery is at-least-once. Offsets are committed only when the caller comes back for the next
 window (or leaves the ``with`` block normally, or a rebalance takes partitions away), i.e. after
 the window was handed out and processed; the committed offset of a partition is its oldest
-record still buffered in an open window. Each commit also stores, as offset metadata, the end
+record not yet handed out (in an open window, or in a closed one still being decoded: closed
+windows are decoded on a worker thread while consuming goes on, and handed out in order).
+Commits between windows do not wait for the broker; leaving the ``with`` block does. Each commit also stores, as offset metadata, the end
 of the last closed window; a restarted member (or the next owner of the partition) drops
 re-read records for windows that had closed, so it resumes after the last committed window.
 If the process dies between handing out a window and that commit, the window comes again.
@@ -26,12 +28,15 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import polars as pl
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from wirestream.consumers import session
 from wirestream.consumers.decode import BatchDecoder, Output, to_output
@@ -52,6 +57,9 @@ COLUMNWISE_MIN = 64  # smaller batches (live data) gain nothing from the column-
 # end were left out, before it closes: their records of the same burst may still be in flight
 # (one fetch fills partitions one after another), and closing drops those as late.
 IDLE_PARTITION_GRACE_S = 1.0
+# Closed windows being decoded on the worker thread while the main thread keeps consuming;
+# beyond this many, consuming waits for the oldest (bounds the raw records held).
+MAX_IN_FLIGHT = 3
 
 
 @dataclass
@@ -77,6 +85,27 @@ class _Buffer:
     def __len__(self) -> int:
         return sum(len(v) for v in self.values.values())
 
+    def ordered_values(self) -> list[bytes | None]:
+        return [v for p in sorted(self.values) for v in self.values[p]]
+
+
+@dataclass
+class _InFlight:
+    """A window taken out of the buffers, decoding on the worker thread, not yet handed out.
+
+    Its records still count for the committed offsets (``first_offset``) until it is handed
+    out. ``closes``: its end is at or below the watermark (closed in event time, not an idle
+    flush). ``buffer`` keeps the raw records in case a rebalance takes partitions away before
+    the hand-out: then the window is decoded again without them.
+    """
+
+    start: int
+    end: int
+    closes: bool
+    buffer: _Buffer
+    result: Future | None  # None: nothing to decode (an empty window)
+    stale: bool = False
+
 
 def _next_batch(consumer: Consumer) -> list[Any]:
     """What is queued now (up to BATCH), else wait up to POLL_S for the first message only.
@@ -91,6 +120,14 @@ def _next_batch(consumer: Consumer) -> list[Any]:
     if msgs:
         msgs += consumer.consume(BATCH - 1, timeout=0)
     return msgs
+
+
+def _ts_ordered(ts: pl.Series) -> bool:
+    """Already in ts order, nulls last? A scan, much cheaper than sorting every column."""
+    nulls = ts.null_count()
+    if nulls and ts.tail(nulls).null_count() != nulls:
+        return False
+    return ts.head(len(ts) - nulls).is_sorted()
 
 
 def window_starts(ts_ms: int, every_ms: int, hop_ms: int) -> range:
@@ -137,7 +174,10 @@ class Windows:
         self._consumer: Consumer | None = None
         self._decoder: BatchDecoder | None = None
         self._buffers: dict[int, _Buffer] = {}
-        self._closed_ms = NO_DATA  # end of the last window handed out
+        self._closed_ms = NO_DATA  # end of the last window closed (in flight or handed out)
+        self._handed_closed_ms = NO_DATA  # end of the last closed window handed out
+        self._in_flight: deque[_InFlight] = deque()
+        self._pool: ThreadPoolExecutor | None = None
         self._drop_before: dict[int, int] = {}  # per partition, from commit metadata
         self._max_ts: dict[int, int] = {}
         self._next_offset: dict[int, int] = {}
@@ -145,6 +185,7 @@ class Windows:
         self._ready_since: dict[int, float] = {}  # window start -> when the watermark passed it
         self._assigned: set[int] = set()
         self._handed_out = False  # a window was yielded and its offsets not yet committed
+        self._unconfirmed = False  # offsets committed without waiting since the last commit()
         self._from_beginning = from_beginning
         self._stopping = False
         self.topic = ""
@@ -212,6 +253,10 @@ class Windows:
         self._commit(gone)  # the caller has processed everything handed out so far
         for buf in self._buffers.values():
             buf.drop_partitions(gone)
+        for window in self._in_flight:
+            if gone & set(window.buffer.values):
+                window.buffer.drop_partitions(gone)
+                window.stale = True  # decoded again without them when handed out
         for state in (self._drop_before, self._max_ts, self._next_offset):
             for p in gone:
                 state.pop(p, None)
@@ -227,11 +272,12 @@ class Windows:
         for p in partitions if partitions is not None else self._assigned:
             if p not in self._next_offset:
                 continue
-            oldest = [b.first_offset[p] for b in self._buffers.values() if p in b.first_offset]
+            held = [*self._buffers.values(), *(w.buffer for w in self._in_flight)]
+            oldest = [b.first_offset[p] for b in held if p in b.first_offset]
             out[p] = min(oldest) if oldest else self._next_offset[p]
         return out
 
-    def _commit(self, partitions: set[int] | None = None) -> None:
+    def _commit(self, partitions: set[int] | None = None, *, wait: bool = True) -> None:
         if self._consumer is None:
             return
         offsets = self.safe_offsets(partitions)
@@ -239,21 +285,24 @@ class Windows:
             return
         tps = []
         for p, off in offsets.items():
-            closed = max(self._closed_ms, self._drop_before.get(p, NO_DATA))
+            closed = max(self._handed_closed_ms, self._drop_before.get(p, NO_DATA))
             tps.append(
                 TopicPartition(
                     self.topic, p, off, metadata="" if closed == NO_DATA else str(closed)
                 )
             )
         try:
-            self._consumer.commit(offsets=tps, asynchronous=False)
+            self._consumer.commit(offsets=tps, asynchronous=not wait)
         except KafkaException as exc:
             err = exc.args[0] if exc.args else None
             if isinstance(err, KafkaError) and err.code() == KafkaError._NO_OFFSET:
                 return
             raise ConsumerError(f"{self.topic}: commit failed: {exc}") from None
         log.debug(
-            "%s: committed %s (windows closed up to %s)", self.topic, offsets, self._closed_ms
+            "%s: committed %s (windows closed up to %s)",
+            self.topic,
+            offsets,
+            self._handed_closed_ms,
         )
 
     @property
@@ -267,9 +316,10 @@ class Windows:
         self._stopping = True
 
     def commit(self) -> None:
-        """Commit everything handed out so far (iteration does this before the next window)."""
+        """Commit everything handed out so far and wait for the broker's answer (iteration
+        commits without waiting before the next window; leaving the ``with`` block waits)."""
         self._commit()
-        self._handed_out = False
+        self._handed_out = self._unconfirmed = False
 
     # -- the stream ---------------------------------------------------------------------------
 
@@ -436,10 +486,22 @@ class Windows:
             watermark = end
         return watermark
 
-    def _close_ready(self, watermark: int, flush_to: int = NO_DATA) -> Iterator[Window]:
-        """Hand out the windows ending by ``watermark`` (event time: they are closed, later
+    def _frame_of(self, values: list[bytes | None]) -> Any:
+        """Worker thread: raw records -> the window's frame, sorted by ts, in ``output`` form
+        (None if nothing decoded). Only this thread touches the decoder while iterating."""
+        assert self._decoder is not None
+        frame = self._decoder.decode(values)
+        if frame.height == 0:
+            return None
+        if "ts" in frame.columns and not _ts_ordered(frame["ts"]):
+            frame = frame.sort("ts", maintain_order=True, nulls_last=True)
+        return to_output(frame, self._decoder.columns, self.output, self.index)
+
+    def _close_ready(self, watermark: int, flush_to: int = NO_DATA) -> None:
+        """Take out the windows ending by ``watermark`` (event time: they are closed, later
         records for them are late) or by ``flush_to`` (idle flush: handed out early, but still
-        open in event time, so records that come after go out in a later hand-out, not dropped).
+        open in event time, so records that come after go out in a later hand-out, not dropped)
+        and start decoding them on the worker thread; :meth:`_hand_out` yields them in order.
         """
         for start in sorted(self._buffers):
             end = start + self.every_ms
@@ -447,24 +509,50 @@ class Windows:
                 break
             buf = self._buffers.pop(start)
             self._ready_since.pop(start, None)
-            if end <= watermark:
+            closes = end <= watermark
+            if closes:
                 self._closed_ms = max(self._closed_ms, end)
-            if not len(buf):
-                continue
-            values = [v for p in sorted(buf.values) for v in buf.values[p]]
-            frame = self._decoder.decode(values)
-            if frame.height and "ts" in frame.columns:
-                frame = frame.sort("ts", maintain_order=True, nulls_last=True)
-            if frame.height == 0:
+            job = None
+            if len(buf):
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(1, thread_name_prefix="wirestream-windows")
+                job = self._pool.submit(self._frame_of, buf.ordered_values())
+            self._in_flight.append(_InFlight(start, end, closes, buf, job))
+
+    def _hand_out(self, wait: bool) -> Iterator[Window]:
+        """Yield the decoded windows in order, committing each once the caller comes back.
+
+        ``wait=False`` (a backlog is being read): only those already decoded, unless more than
+        MAX_IN_FLIGHT wait; ``wait=True`` (caught up): all of them, so live windows go out at once.
+        """
+        while self._in_flight:
+            window = self._in_flight[0]
+            job = window.result
+            if (
+                not wait
+                and job is not None
+                and not job.done()
+                and len(self._in_flight) <= MAX_IN_FLIGHT
+            ):
+                return
+            out = job.result() if job is not None else None
+            if window.stale:  # a rebalance took partitions away: decode what is still ours
+                values = window.buffer.ordered_values()
+                out = None
+                if values and self._pool is not None:
+                    out = self._pool.submit(self._frame_of, values).result()
+            self._in_flight.popleft()
+            if window.closes:
+                self._handed_closed_ms = max(self._handed_closed_ms, window.end)
+            if out is None:
                 continue
             self.windows_out += 1
             self._handed_out = True
-            yield (
-                millis_to_time(start),
-                millis_to_time(end),
-                to_output(frame, self._decoder.columns, self.output, self.index),
-            )
-            self.commit()
+            yield (millis_to_time(window.start), millis_to_time(window.end), out)
+            # Not waiting for the broker (~8 ms a window); a commit lost in a crash means the
+            # window comes again, as for any crash. Leaving the with-block commits and waits.
+            self._commit(wait=False)
+            self._handed_out, self._unconfirmed = False, True
 
     def __iter__(self) -> Iterator[Window]:
         if self._consumer is None:
@@ -479,7 +567,8 @@ class Windows:
                     last_data = time.monotonic()
             all_at_end = bool(self._assigned) and self._at_end >= self._assigned
             if self.stop_at_end and all_at_end and not msgs:
-                yield from self._close_ready(2**62)
+                self._close_ready(2**62)
+                yield from self._hand_out(wait=True)
                 return
             flush_to = NO_DATA
             if (
@@ -491,7 +580,9 @@ class Windows:
                 # closing it in event time. Replayed data (ts far behind the clock) pauses
                 # mid-burst; treating the clock as the watermark dropped the rest as late.
                 flush_to = int(time.time() * 1000) - self.lateness_ms
-            yield from self._close_ready(self._graced_watermark(), flush_to)
+            self._close_ready(self._graced_watermark(), flush_to)
+            # A full batch means a backlog: keep consuming while the worker decodes.
+            yield from self._hand_out(wait=len(msgs) < BATCH)
 
     # -- context manager ----------------------------------------------------------------------
 
@@ -501,12 +592,16 @@ class Windows:
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None and self._handed_out:
+        if exc_type is None and (self._handed_out or self._unconfirmed):
             self.commit()  # left normally: the last window was processed
         self.close()
 
     def close(self) -> None:
         """Leave the group without committing anything not yet committed."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+        self._in_flight.clear()
         if self._consumer is not None:
             consumer, self._consumer = self._consumer, None
             try:
