@@ -34,6 +34,7 @@ UDP_INACTIVITY_TIMEOUT = 60.0
 ICMP_INACTIVITY_TIMEOUT = 60.0
 
 _UDP = struct.Struct("!HHHH")
+_TCP = struct.Struct("!HHIIBBH")  # ports, seq, ack, data offset, flags, window
 UNKNOWN_IP_INACTIVITY_TIMEOUT = 60.0
 _BROADCAST = "255.255.255.255"
 
@@ -143,7 +144,11 @@ class Engine:
             self._frame_l2 = (data[6:12], data[0:6]) if ethernet else None
         dg = self.decoder.decode(packet)
         if dg is not None:
-            self._datagram(dg)
+            if dg.proto == 6:  # _datagram's TCP case, without the call
+                self.stats.datagrams += 1
+                self._tcp(dg)
+            else:
+                self._datagram(dg)
 
     def ip(self, datagram: IPDatagram) -> None:
         """One IP datagram (already decapsulated and reassembled)."""
@@ -306,22 +311,22 @@ class Engine:
         payload = dg.payload
         if len(payload) < 20 and self._truncated(dg, 20):
             return
-        tp = TcpHeader(payload)
-        sport = tp.sport
+        sport, dport, seq, ack, off, flags, win = _TCP.unpack_from(payload)
         src = dg.src
-        key = make_key(src, sport, dg.dst, tp.dport, 6)
+        key = make_key(src, sport, dg.dst, dport, 6)
         conn = self.connections.get(key)
         if conn is not None:
-            if tp.flags & 0x02 and conn.adapter.is_reuse(dg.ts, tp):  # reuse needs a SYN
+            # reuse needs a SYN
+            if flags & 0x02 and conn.adapter.is_reuse(dg.ts, TcpHeader(payload)):
                 self.remove_connection(conn)
                 conn = None
             elif dg.encap or conn.encap_stack:
                 self._check_encapsulation(conn, dg)
         if conn is None:
-            flip = self._tcp_flip(tp.flags, sport, tp.dport)
-            conn = self._new_connection(key, dg, sport, tp.dport, flip)
+            flip = self._tcp_flip(flags, sport, dport)
+            conn = self._new_connection(key, dg, sport, dport, flip)
         is_orig = src == conn.orig_h and sport == conn.orig_p
-        hdr_len = tp.hdr_len
+        hdr_len = (off >> 4) * 4
         if hdr_len < 20:
             conn.weird("bad_TCP_header_len", source="TCP")
             return
@@ -333,7 +338,9 @@ class Engine:
             conn.weird("bad_TCP_checksum", source="TCP")
             conn.adapter.checksum_error(is_orig)
             return
-        if conn.adapter.process(is_orig, tp, payload[hdr_len:], wire_len - hdr_len, dg.ts):
+        if conn.adapter.process(
+            is_orig, flags, seq, ack, win, payload[hdr_len:], wire_len - hdr_len, dg.ts
+        ):
             conn.orig_pkts += 1  # Connection.count_packet, inlined
             conn.orig_ip_bytes += dg.ip_len
         else:

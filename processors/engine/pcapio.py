@@ -175,6 +175,9 @@ def _read_exact(stream: BinaryIO, n: int, stats: CaptureStats, name: str, what: 
     return data
 
 
+_CHUNK = 1 << 18  # bytes asked of the stream at a time by the pcap record loop
+
+
 def _pcap(stream: BinaryIO, magic: bytes, stats: CaptureStats, name: str) -> Iterator[Packet]:
     order = "<" if struct.unpack("<I", magic)[0] in PCAP_MAGICS else ">"
     kind = struct.unpack(order + "I", magic)[0]
@@ -188,31 +191,53 @@ def _pcap(stream: BinaryIO, magic: bytes, stats: CaptureStats, name: str) -> Ite
     linktype &= 0xFFFF
     # libpcap's bound, whatever the (possibly corrupt) header's snaplen says.
     limit = MAX_SNAPLEN
-    record = struct.Struct(order + "IIII")
-    read = stream.read
+    unpack_record = struct.Struct(order + "IIII").unpack_from
+    # Records are cut out of chunks of whatever the stream has ready (read1: a live pipe's
+    # packets are not held back until a chunk fills), not read with two calls each.
+    read1 = getattr(stream, "read1", stream.read)
+    buf = b""
+    pos = 0
+
+    def fill(need: int) -> bool:
+        """At least ``need`` bytes from ``pos`` in ``buf``, unless the stream ends first."""
+        nonlocal buf, pos
+        parts = [buf[pos:]]
+        have = len(parts[0])
+        while have < need:
+            more = read1(max(need - have, _CHUNK))
+            if not more:
+                break
+            parts.append(more)
+            have += len(more)
+        buf, pos = b"".join(parts), 0
+        return have >= need
+
     ns = units != 1_000_000
     counts = stats.linktypes
     while True:
-        header = read(header_len)
-        if len(header) != header_len:
-            if header:
+        if len(buf) - pos < header_len and not fill(header_len):
+            if len(buf):
                 raise CaptureError(
                     f"{name}: truncated capture at byte {stats.bytes_read}: record header needs "
-                    f"{header_len} bytes, only {len(header)} left (after {stats.packets} packets)"
+                    f"{header_len} bytes, only {len(buf)} left (after {stats.packets} packets)"
                 )
             return
-        sec, frac, caplen, wirelen = record.unpack_from(header)
+        sec, frac, caplen, wirelen = unpack_record(buf, pos)
         if caplen > limit:
             raise CaptureError(
                 f"{name}: corrupt record at byte {stats.bytes_read}: captured length {caplen} "
                 f"exceeds the maximum {limit} (after {stats.packets} packets)"
             )
-        data = read(caplen)
-        if len(data) != caplen:
+        end = pos + header_len + caplen
+        if end > len(buf) and not fill(header_len + caplen):
             raise CaptureError(
                 f"{name}: truncated capture at byte {stats.bytes_read}: packet needs {caplen} "
-                f"bytes, only {len(data)} left (after {stats.packets} packets)"
+                f"bytes, only {len(buf) - header_len} left (after {stats.packets} packets)"
             )
+        if pos == 0:
+            end = header_len + caplen
+        data = buf[end - caplen : end]
+        pos = end
         stats.bytes_read += header_len + caplen
         stats.packets += 1
         counts[linktype] = counts.get(linktype, 0) + 1

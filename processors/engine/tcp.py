@@ -517,12 +517,18 @@ class TcpSession:
         (self.orig if is_orig else self.resp).scaled("C")
 
     def process(
-        self, is_orig: bool, tp: TcpHeader, data: bytes, payload_len: int, t: float
+        self,
+        is_orig: bool,
+        flags: int,
+        base_seq: int,
+        ack_seq: int,
+        win: int,
+        data: bytes,
+        payload_len: int,
+        t: float,
     ) -> bool:
-        """One segment (after checksum validation). Returns the possibly flipped is_orig."""
-        flags = tp.flags
-        base_seq = tp.seq
-        ack_seq = tp.ack
+        """One segment (after checksum validation), its header fields as TcpHeader names them.
+        Returns the possibly flipped is_orig."""
         endpoint = self.orig if is_orig else self.resp
         peer = endpoint.peer
         length = payload_len
@@ -556,7 +562,7 @@ class TcpSession:
                 endpoint.check_history(mask, "D" if length else "A")
         # update_window: only zero windows matter for the log (history W).
         if (
-            tp.win == 0
+            win == 0
             and not flags & RST
             and endpoint.peer.state != CLOSED
             and endpoint.state != RESET
