@@ -83,6 +83,7 @@ LOAD_EFFECTS: dict[str, LoadEffect] = {
         )
     },
     "base/init-default": LoadEffect(frozenset({EVERYTHING})),
+    "base/protocols/conn": LoadEffect(frozenset({"conn"})),  # connection logging, no analyzer
     "base/frameworks/notice": LoadEffect(frozenset({"weird"})),
     "base/frameworks/notice/weird": LoadEffect(frozenset({"weird"})),
     "base/frameworks/tunnels": LoadEffect(frozenset({"tunnel"})),
@@ -239,9 +240,10 @@ def normalise_load(name: str) -> str:
     return name
 
 
-def apply_load(settings: ZeekSettings, name: str) -> None:
+def apply_load(settings: ZeekSettings, name: str, where: str = "") -> None:
     """``@load name``: the features and options it brings, or a note in ``ignored``."""
     norm = normalise_load(name)
+    at = f"{where}: " if where else ""
     settings.loads.append(norm)
     effect = LOAD_EFFECTS.get(norm)
     if effect is None and norm.startswith("base/protocols/"):
@@ -251,12 +253,14 @@ def apply_load(settings: ZeekSettings, name: str) -> None:
         settings.features |= PROTOCOL_PULLS.get(proto, frozenset())
         settings.features |= {proto} | EXTRA_ANALYZERS.get(proto, frozenset())
         if proto not in REGISTRY:
-            settings.ignored.append(f"@load {name} (the built-in engine has no {proto} analyzer)")
+            settings.ignored.append(
+                f"{at}@load {name} (the built-in engine has no {proto} analyzer)"
+            )
         elif norm.count("/") > 2 and norm != "base/protocols/ftp/gridftp":
-            settings.ignored.append(f"@load {name} (read as the whole base/protocols/{proto})")
+            settings.ignored.append(f"{at}@load {name} (read as the whole base/protocols/{proto})")
         return
     if effect is None:
-        settings.ignored.append(f"@load {name} (a script the built-in engine does not know)")
+        settings.ignored.append(f"{at}@load {name} (a script the built-in engine does not know)")
         return
     settings.features |= effect.features
     for option, value in effect.overrides:
@@ -395,7 +399,7 @@ def apply_script(settings: ZeekSettings, text: str, origin: str = "<script>") ->
         if stmt.startswith("@"):
             m = _LOAD.match(stmt)
             if m:
-                apply_load(settings, m.group(1))
+                apply_load(settings, m.group(1), where)
             else:
                 settings.ignored.append(f"{where}: directive {_short(stmt)}")
             continue
