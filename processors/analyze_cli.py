@@ -397,10 +397,9 @@ def zeek_settings(args: tuple[str, ...], reads: tuple[str, ...]) -> tuple[list[s
     "arguments that are *.zeek scripts, Zeek script names (base/protocols/dns, "
     "protocols/conn/vlan-logging) or NAME=VALUE redefs are read as Zeek reads them. From "
     "scripts the engine honours @load of the scripts it implements and redefs of the options "
-    "it has (Site::local_nets, Tunnel::delay_teredo_confirmation, X509::log_x509_in_files_log, "
-    "X509::relog_known_certificates_after, FTP::logged_commands, FTP::default_capture_password, "
-    "FTP::log_at_least_one_command, tcp/udp/icmp_inactivity_timeout, ignore_checksums) and "
-    "notes which events have handlers; anything else is logged as ignored. Explicit flags win "
+    "it has (e.g. Site::local_nets, Tunnel::delay_teredo_confirmation; REDEFS in "
+    "processors/engine/zeek_script.py lists them) and notes which events have handlers; "
+    "anything else is logged as ignored. Explicit flags win "
     "over script settings (--policy adds to the scripts' policies).",
 )
 @click.argument("traces", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True))
