@@ -234,6 +234,18 @@ def test_create_logs_file_open_once_per_identity_and_read_becomes_a_file() -> No
     assert len(ctx.logs("smb_files")) == 2
 
 
+def test_a_file_read_whole_in_one_reply_ends_at_once() -> None:
+    """file_over_new_connection runs before the first chunk, so its size is known for it."""
+    ctx = FakeContext(tcp_conn(445))
+    a = session(ctx)
+    feed(a, True, nbss(create_request(2, 5, "small.txt")), 3.0)
+    feed(a, False, nbss(create_response(2, 5, FID, 5)), 3.1)
+    feed(a, True, nbss(read_request(3, 5, FID, 0, 5)), 3.2)
+    feed(a, False, nbss(read_response(3, 5, b"hello")), 3.3)
+    (f,) = ctx.logs("files")
+    assert f["timedout"] is False and f["seen_bytes"] == f["total_bytes"] == 5
+
+
 def test_write_then_close_ends_the_file_with_the_create_name() -> None:
     ctx = FakeContext(tcp_conn(445))
     a = session(ctx)

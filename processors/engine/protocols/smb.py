@@ -387,14 +387,14 @@ class Smb2Script:
         handle = ctx.files.new_file(
             source="SMB", ts=self.ts, is_orig=is_orig, uid=ctx.uid, conn_id=ctx.conn_id, key=key
         )
-        handle.data(data, self.ts, offset=offset)
-        # File::IsComplete: the size the scripts announced has been seen (checked in DataIn,
-        # so not yet for the first chunk, whose size arrives with file_over_new_connection).
-        complete = handle.total_bytes is not None and handle.stream_offset >= handle.total_bytes
         if handle.fuid not in self.announced:
+            # file_over_new_connection is drained at once (File::FileEvent), before the data.
             self.announced.add(handle.fuid)
             self._file_over_new_connection(handle)
-        if complete and not handle.done:
+        handle.data(data, self.ts, offset=offset)
+        # File::IsComplete after each chunk: the size the create reply announced has been seen.
+        total = handle.total_bytes
+        if total is not None and handle.stream_offset >= total and not handle.done:
             self._end_file(handle)
 
     def _file_over_new_connection(self, handle: Any) -> None:
