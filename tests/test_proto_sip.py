@@ -222,3 +222,15 @@ def test_sip_log_matches_zeek_reference(shared, tmp_path) -> None:
     result = compare_case(shared, "scripts.base.protocols.sip.wireshark", {"sip"}, tmp_path)
     sip_log = result["sip.log"]
     assert sip_log["exact"] == sip_log["base_rows"] == 36, sip_log
+
+
+def test_engine_finds_sip_on_other_ports_by_its_dpd_signature() -> None:
+    sink = ListSink()
+    engine = Engine(sink, seed=1)
+    a, b = "192.0.2.1", "198.51.100.7"
+    engine.ip(datagram(1.0, a, b, 17, pb.udp(5070, 5080, request(), src=a, dst=b)))
+    engine.ip(datagram(1.1, b, a, 17, pb.udp(5080, 5070, reply(), src=b, dst=a)))
+    engine.finish()
+    [rec] = sink.rows("sip")
+    assert rec["id.resp_p"] == 5080 and rec["method"] == "INVITE" and rec["status_code"] == 200
+    assert sink.rows("conn")[0]["service"] == "sip"
