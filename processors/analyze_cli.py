@@ -362,9 +362,12 @@ FLAG_FIELDS = {
 }
 
 
-def zeek_settings(args: tuple[str, ...], reads: tuple[str, ...]) -> tuple[list[str], Any]:
-    """Split positional arguments the way Zeek reads them and apply the scripts and redefs:
-    (traces, ZeekSettings). Ignored script parts are logged as warnings, one each."""
+def zeek_settings(
+    args: tuple[str, ...], reads: tuple[str, ...], codes: tuple[str, ...] = ()
+) -> tuple[list[str], Any]:
+    """Split positional arguments the way Zeek reads them and apply the scripts, redefs and
+    ``-e`` code (after the scripts, as Zeek): (traces, ZeekSettings). Ignored script parts are
+    logged as warnings, one each."""
     from wirestream.processors.engine.zeek_script import (
         ZeekScriptError,
         classify_args,
@@ -379,13 +382,15 @@ def zeek_settings(args: tuple[str, ...], reads: tuple[str, ...]) -> tuple[list[s
         except OSError as exc:
             raise AnalyzeError(f"{path}: cannot read the Zeek script: {exc}") from exc
 
+    order = [*parsed.order, *(("code", code) for code in codes)]
     try:
-        settings = settings_from_args(parsed.order, read_text)
+        settings = settings_from_args(order, read_text)
     except ZeekScriptError as exc:
         raise AnalyzeError(f"Zeek script: {exc}") from exc
     for item in settings.ignored:
         log.warning("ignored (the built-in engine does not implement it): %s", item)
     scripts = [str(Path(a).resolve()) if kind == "file" else a for kind, a in parsed.order]
+    scripts += [arg for code in codes for arg in ("-e", code)]
     settings.overrides.setdefault("zeek_scripts", tuple(scripts))
     return [*parsed.traces, *reads], settings
 
@@ -409,6 +414,14 @@ def zeek_settings(args: tuple[str, ...], reads: tuple[str, ...]) -> tuple[list[s
     multiple=True,
     type=click.Path(dir_okay=False, allow_dash=True),
     help="A trace to read (Zeek's -r; repeatable, same as a TRACE argument).",
+)
+@click.option(
+    "-e",
+    "codes",
+    multiple=True,
+    metavar="ZEEK_CODE",
+    help="Zeek script text to read after the scripts (Zeek's -e), e.g. "
+    "'redef Site::local_nets += { 10.0.0.0/8 };'.",
 )
 @click.option(
     "--out",
@@ -474,6 +487,7 @@ def analyze_command(
     ctx: click.Context,
     traces: tuple[str, ...],
     reads: tuple[str, ...],
+    codes: tuple[str, ...],
     out_dir: Path,
     ignore_checksums: bool,
     capture_filter: str | None,
@@ -490,7 +504,7 @@ def analyze_command(
 ) -> None:
     """Analyze packet captures (pcap/pcapng, '-' for stdin) into Zeek logs in --out."""
     settings = settings_of(ctx)
-    trace_list, zeek = zeek_settings(traces, reads)
+    trace_list, zeek = zeek_settings(traces, reads, codes)
     if not trace_list:
         raise click.UsageError("no trace given (a TRACE argument or -r TRACE)")
     flags = {

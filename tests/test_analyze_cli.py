@@ -207,6 +207,11 @@ def test_zeek_command_construction(tmp_path: Path) -> None:
     assert "policy/tuning/json-logs" in argv and "policy/frameworks/files/hash-all-files" in argv
     assert "policy/frameworks/files/extract-all-files" in argv
     assert argv[-1] == "Site::local_nets += { 10.0.0.0/8 }"
+    # The user's own Zeek scripts, redefs and -e code reach real Zeek as given, last.
+    own = ("/abs/local.zeek", "base/protocols/dns", "Tunnel::delay_teredo_confirmation=F")
+    options = AnalyzeOptions(zeek_scripts=(*own, "-e", "redef ignore_checksums = T;"))
+    argv = zeek_command("zeek", ["a.pcap"], options, json_logs=False)
+    assert argv[3:] == [*own, "-e", "redef ignore_checksums = T;"]
 
 
 def test_find_zeek(fake_zeek: Path, tmp_path: Path) -> None:
@@ -278,6 +283,10 @@ def test_zeek_scripts_and_redefs_on_the_command_line(tmp_path: Path, caplog) -> 
     redef = "Site::local_nets={10.1.0.0/16}"
     assert run(str(trace), str(local), redef, "--out", str(out2)).exit_code == 0
     assert rows(out2 / "conn.log")[0]["local_orig"] is True
+    out_e = tmp_path / "e"
+    code = "redef Site::local_nets = { 10.1.0.0/16 };"
+    assert run(str(trace), str(local), "-e", code, "--out", str(out_e)).exit_code == 0
+    assert rows(out_e / "conn.log")[0]["local_orig"] is True  # -e comes after the script
     out3 = tmp_path / "g"
     args = (str(trace), str(local), redef, "--local-nets", "192.168.0.0/16", "--out", str(out3))
     assert run(*args).exit_code == 0

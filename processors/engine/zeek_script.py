@@ -481,11 +481,13 @@ def classify_args(args: Iterable[str], is_file: Callable[[str], bool]) -> ZeekAr
 def settings_from_args(
     order: Iterable[tuple[str, str]], read_text: Callable[[str], str]
 ) -> ZeekSettings:
-    """Apply scripts, script names and redefs in command-line order (Zeek's order)."""
+    """Apply scripts, script names, redefs and ``-e`` code ("code") in command-line order."""
     settings = ZeekSettings()
     for kind, arg in order:
         if kind == "file":
             apply_script(settings, read_text(arg), arg)
+        elif kind == "code":
+            apply_script(settings, arg, "-e")
         elif kind == "load":
             apply_load(settings, arg)
         else:
