@@ -433,24 +433,28 @@ class SmbAnalyzer:
         self.script = Smb2Script(ctx)
         self.smb2 = Smb2Parser(self.script)
         self.buffers = {True: bytearray(), False: bytearray()}
+        # A direction whose frame was cut by a resync keeps binpac's half-parsed flow unit:
+        # its next delivery fails to parse against the discarded buffer (one more violation).
+        self.stale = {True: False, False: False}
         self.need_sync = True
         self.chunks = 0
-        self.dead = False
 
     def data(self, is_orig: bool, data: bytes, ts: float) -> None:
-        if self.dead:
-            return
         self.script.ts = ts
         if self.need_sync:
             if not has_smb_header(data):
                 return
             self.need_sync = False
         try:
+            if self.stale[is_orig]:
+                self.stale[is_orig] = False
+                raise ParseError("flow unit resumed over discarded data")
             self._frames(is_orig, data)
             self.chunks += 1
             if self.chunks == CONFIRM_AFTER_CHUNKS:
                 self.ctx.confirm("smb")
         except ParseError as exc:
+            self.buffers[is_orig].clear()  # binpac's flow drops its own unit on the exception
             self.ctx.violation(f"Binpac exception: {exc}")
             self.need_resync()
 
@@ -462,8 +466,11 @@ class SmbAnalyzer:
         self.buffers[False].clear()
 
     def need_resync(self) -> None:
-        self.buffers[True].clear()
-        self.buffers[False].clear()
+        """``NeedResync``: both directions' buffered data dropped, wait for an SMB header."""
+        for is_orig, buf in self.buffers.items():
+            if buf:
+                self.stale[is_orig] = True
+                buf.clear()
         self.need_sync = True
 
     def _frames(self, is_orig: bool, data: bytes) -> None:
