@@ -259,3 +259,15 @@ def test_dhcp_log_matches_zeek_reference(shared, tmp_path, case: str) -> None:
     result = compare_case(shared, case, {"dhcp"}, tmp_path)["dhcp.log"]
     assert result["paired"] == result["base_rows"] == 1, result
     assert set(result["wrong"]) <= {"uids"}, result
+
+
+def test_config_caps_come_from_the_engine_state() -> None:
+    sink = ListSink()
+    engine = Engine(sink, seed=1)
+    dhcp.configure(engine, dhcp.DhcpConfig(max_msg_types_per_log_entry=2))
+    src, dst = "0.0.0.0", "255.255.255.255"
+    for i in range(5):
+        data = message(1, 8, options=mtype(DISCOVER))
+        engine.ip(datagram(1.0 + i, src, dst, 17, pb.udp(68, 67, data, src=src, dst=dst)))
+    engine.finish()
+    assert [len(r["msg_types"]) for r in sink.rows("dhcp")] == [2, 2, 1]

@@ -234,3 +234,20 @@ def test_engine_finds_sip_on_other_ports_by_its_dpd_signature() -> None:
     [rec] = sink.rows("sip")
     assert rec["id.resp_p"] == 5080 and rec["method"] == "INVITE" and rec["status_code"] == 200
     assert sink.rows("conn")[0]["service"] == "sip"
+
+
+def test_path_length_limits_from_the_config_raise_script_weirds() -> None:
+    ctx = SipContext(udp_conn(5060, resp="198.51.100.7"))
+    ctx.shared_state = {  # type: ignore[attr-defined]
+        sip.CONFIG_KEY: sip.SipConfig(max_request_path_length=2, max_response_path_length=1)
+    }
+    a = sip.SipAnalyzer(ctx)
+    vias = [f"Via: SIP/2.0/UDP hop{i};branch=b{i}" for i in range(4)]
+    a.data(True, request("OPTIONS", [*vias, "Content-Length: 0"]), 1.0)
+    a.data(False, reply(200, "OK", [*vias[:2], "Content-Length: 0"]), 1.1)
+    [rec] = ctx.logs("sip")
+    assert rec["request_path"] == ["SIP/2.0/UDP hop0", "SIP/2.0/UDP hop1"]
+    assert rec["response_path"] == ["SIP/2.0/UDP hop0"]
+    names = [(name, source) for name, _addl, source in ctx.sourced_weirds]
+    assert names.count(("sip_max_request_path_length_exceeded", "")) == 2
+    assert names.count(("sip_max_response_path_length_exceeded", "")) == 1

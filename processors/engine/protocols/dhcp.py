@@ -31,11 +31,7 @@ log = logging.getLogger(__name__)
 SERVER_PORTS = frozenset({67, 4011})  # DHCP::server_ports
 CLIENT_PORTS = frozenset({68})  # DHCP::client_ports (attached by port, not a server port)
 MAGIC_COOKIE = 0x63825363
-MAX_TXID_WATCH_TIME = 30.0  # DHCP::max_txid_watch_time
 IDLE_BEFORE_LOG = 5.0  # join_data_expiration: no message for this long -> write
-MAX_UIDS_PER_LOG_ENTRY = 10  # DHCP::max_uids_per_log_entry
-MAX_MSG_TYPES_PER_LOG_ENTRY = 50  # DHCP::max_msg_types_per_log_entry
-MAX_TRACKED_TRANSACTIONS = 100000  # DHCP::max_tracked_transactions
 JOIN_CREATE_EXPIRE = 10.0  # join_data &create_expire
 TABLE_EXPIRE_INTERVAL = 10.0  # Zeek's table_expire_interval: one expiry pass this often
 JOIN_RETRY = 5.0  # join_data_expiration's "not yet" answer
@@ -68,6 +64,24 @@ _ADDR_OPTIONS = {1: "subnet_mask", 28: "broadcast", 50: "addr_request", 54: "ser
 _TEXT_OPTIONS = {12: "host_name", 43: "vendor", 56: "message", 60: "vendor_class",
                  77: "user_class"}  # fmt: skip
 _INTERVAL_OPTIONS = {51: "lease", 58: "renewal_time", 59: "rebinding_time"}
+
+
+@dataclass(frozen=True)
+class DhcpConfig:
+    """The DHCP options a site may redef; the defaults are plain ``zeek -r``."""
+
+    max_txid_watch_time: float = 30.0  # DHCP::max_txid_watch_time
+    max_uids_per_log_entry: int = 10  # DHCP::max_uids_per_log_entry
+    max_msg_types_per_log_entry: int = 50  # DHCP::max_msg_types_per_log_entry
+    max_tracked_transactions: int = 100000  # DHCP::max_tracked_transactions
+
+
+CONFIG_KEY = "dhcp_config"
+
+
+def configure(engine: Any, config: DhcpConfig) -> None:
+    """Use ``config`` for the DHCP transactions ``engine`` joins (set before the first one)."""
+    engine.analyzer_state[CONFIG_KEY] = config
 
 
 class DhcpParseError(ValueError):
@@ -270,7 +284,9 @@ class DhcpJoin:
         schedule: Schedule,
         now: float,
         net_weird: Callable[[str, str], None] | None = None,
+        config: DhcpConfig | None = None,
     ) -> None:
+        self.config = config or DhcpConfig()
         self.emit = emit
         self.schedule = schedule
         self.net_weird = net_weird
@@ -286,7 +302,7 @@ class DhcpJoin:
             if entry is None or not entry.created + JOIN_CREATE_EXPIRE < now:
                 continue
             if now - entry.last_message_ts > IDLE_BEFORE_LOG or (
-                now - entry.info["ts"] > MAX_TXID_WATCH_TIME
+                now - entry.info["ts"] > self.config.max_txid_watch_time
             ):
                 self._write_log(entry)
                 del self.entries[xid]
@@ -320,7 +336,8 @@ class DhcpJoin:
         orig_h, orig_p, resp_h, resp_p = conn
         entry = self.entries.get(msg.xid)
         if entry is None:
-            if MAX_TRACKED_TRANSACTIONS > 0 and len(self.entries) >= MAX_TRACKED_TRANSACTIONS:
+            limit = self.config.max_tracked_transactions
+            if limit > 0 and len(self.entries) >= limit:
                 if self.net_weird is not None:
                     self.net_weird("DHCP_max_tracked_transactions_exceeded", str(len(self.entries)))
                 oldest = next(iter(self.entries))
@@ -365,8 +382,8 @@ class DhcpJoin:
             if options.get("lease") is not None:
                 info["lease_time"] = options["lease"]
         if (
-            len(entry.uids) >= MAX_UIDS_PER_LOG_ENTRY
-            or len(info["msg_types"]) >= MAX_MSG_TYPES_PER_LOG_ENTRY
+            len(entry.uids) >= self.config.max_uids_per_log_entry
+            or len(info["msg_types"]) >= self.config.max_msg_types_per_log_entry
         ):
             self._write(entry)  # Log::write directly: no mac from chaddr here
             del self.entries[msg.xid]
@@ -390,7 +407,8 @@ def join_for(ctx: AnalyzerContext) -> DhcpJoin:
         def net_weird(name: str, addl: str) -> None:
             engine.weirds.net_weird(name, engine.now, source="DHCP", addl=addl)
 
-        join = DhcpJoin(engine.sink.log, engine.timers.add, engine.now, net_weird)
+        config = state.get(CONFIG_KEY)
+        join = DhcpJoin(engine.sink.log, engine.timers.add, engine.now, net_weird, config)
         state["dhcp"] = join
     return join
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from wirestream.processors.engine.api import AnalyzerContext, AnalyzerSpec, Record, register
@@ -29,8 +30,24 @@ PORTS = frozenset({5060})  # SIP::ports
 SIP_METHODS = frozenset(
     {"REGISTER", "INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "NOTIFY", "SUBSCRIBE"}
 )
-MAX_REQUEST_PATH_LENGTH = 100  # SIP::max_request_path_length
-MAX_RESPONSE_PATH_LENGTH = 100  # SIP::max_response_path_length
+
+
+@dataclass(frozen=True)
+class SipConfig:
+    """The SIP options a site may redef; the defaults are plain ``zeek -r``."""
+
+    sip_methods: frozenset[str] = SIP_METHODS  # SIP::sip_methods (others are a weird)
+    max_request_path_length: int = 100  # SIP::max_request_path_length (0: no limit)
+    max_response_path_length: int = 100  # SIP::max_response_path_length (0: no limit)
+
+
+CONFIG_KEY = "sip_config"
+
+
+def configure(engine: Any, config: SipConfig) -> None:
+    """Use ``config`` for the SIP connections ``engine`` analyses from now on."""
+    engine.analyzer_state[CONFIG_KEY] = config
+
 
 # The grammar's regular expressions (sip-protocol.pac), matched at the start of what is left.
 _TOKEN_CHARS = r"a-zA-Z0-9_.!%*+`'~\-"
@@ -209,6 +226,8 @@ class SipScript:
 
     def __init__(self, ctx: AnalyzerContext) -> None:
         self.ctx = ctx
+        state = getattr(ctx, "shared_state", None) or {}
+        self.config: SipConfig = state.get(CONFIG_KEY) or SipConfig()
         self.sip: Record | None = None  # c$sip (a reference into pending)
         self.state: dict[str, Any] | None = None  # c$sip_state
 
@@ -257,7 +276,7 @@ class SipScript:
         rec = self._set_state(True, ts)
         rec["method"] = method
         rec["uri"] = uri
-        if method not in SIP_METHODS:
+        if method not in self.config.sip_methods:
             self.script_weird("unknown_SIP_method", method, ts)
 
     def reply(self, code: int, reason: str, ts: float) -> None:
@@ -304,7 +323,8 @@ class SipScript:
             rec["user_agent"] = value
         elif name in ("VIA", "V"):
             path = rec["request_path"]
-            if MAX_REQUEST_PATH_LENGTH > 0 and len(path) >= MAX_REQUEST_PATH_LENGTH:
+            limit = self.config.max_request_path_length
+            if limit > 0 and len(path) >= limit:
                 self.script_weird("sip_max_request_path_length_exceeded", "", ts)
             else:
                 path.append(_BRANCH.split(value, 1)[0])
@@ -326,7 +346,8 @@ class SipScript:
             rec["response_to"] = value
         elif name in ("VIA", "V"):
             path = rec["response_path"]
-            if MAX_RESPONSE_PATH_LENGTH > 0 and len(path) >= MAX_RESPONSE_PATH_LENGTH:
+            limit = self.config.max_response_path_length
+            if limit > 0 and len(path) >= limit:
                 self.script_weird("sip_max_response_path_length_exceeded", "", ts)
             else:
                 path.append(_BRANCH.split(value, 1)[0])
