@@ -271,3 +271,17 @@ def test_config_caps_come_from_the_engine_state() -> None:
         engine.ip(datagram(1.0 + i, src, dst, 17, pb.udp(68, 67, data, src=src, dst=dst)))
     engine.finish()
     assert [len(r["msg_types"]) for r in sink.rows("dhcp")] == [2, 2, 1]
+
+
+def test_dpd_signature_finds_dhcp_on_other_ports() -> None:
+    data = message(1, 0x0B0B, options=mtype(DISCOVER))
+    assert dhcp.sniff(data, b"") and not dhcp.sniff(b"x" * 300, b"")
+    assert dhcp.sniff(message(1, 0x0A0A, options=mtype(DISCOVER)), b"")  # '.' takes '\n' too
+    assert not dhcp.sniff(message(1, 1, options=mtype(DISCOVER), cookie=0x63825364), b"")
+    sink = ListSink()
+    engine = Engine(sink, seed=1)
+    src, dst = "10.0.0.5", "10.0.0.1"
+    engine.ip(datagram(1.0, src, dst, 17, pb.udp(1068, 1067, data, src=src, dst=dst)))
+    engine.finish()
+    assert sink.rows("dhcp")[0]["msg_types"] == ["DISCOVER"]
+    assert sink.rows("conn")[0]["service"] == "dhcp"

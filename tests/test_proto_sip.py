@@ -251,3 +251,8 @@ def test_path_length_limits_from_the_config_raise_script_weirds() -> None:
     names = [(name, source) for name, _addl, source in ctx.sourced_weirds]
     assert names.count(("sip_max_request_path_length_exceeded", "")) == 2
     assert names.count(("sip_max_response_path_length_exceeded", "")) == 1
+
+
+def test_request_signature_takes_newlines_before_the_version() -> None:
+    """Signature patterns are multi-line in Zeek: '.*' runs over line ends."""
+    assert sip.sniff(b"junk\nmore INVITE sip:x SIP/2.0\r\n", b"")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -445,11 +446,20 @@ class DhcpAnalyzer:
         """Transactions outlive connections: DhcpJoin writes them."""
 
 
+_DPD_COOKIE = re.compile(rb".{236}\x63\x82\x53\x63", re.DOTALL)  # signatures are multi-line
+
+
+def sniff(orig: bytes, resp: bytes) -> bool:
+    """Zeek's dhcp_cookie signature (dpd.sig): the magic cookie after the BOOTP header."""
+    return any(_DPD_COOKIE.match(payload) for payload in (orig, resp))
+
+
 SPEC = register(
     AnalyzerSpec(
         name="dhcp",
         transports=frozenset({"udp"}),
         ports=SERVER_PORTS | CLIENT_PORTS,
         factory=DhcpAnalyzer,
+        sniff=sniff,
     )
 )

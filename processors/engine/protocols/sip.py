@@ -60,8 +60,9 @@ _STATUS = re.compile(rb"[0-9]{3}")
 _HEADER_NAME = re.compile(rb"[^: \t]+")
 _TAG = re.compile(r";[ ]?tag=")
 _BRANCH = re.compile(r";[ ]?branch")
-# DPD signatures (dpd.sig): payloads are matched from their start; '.' stops at a newline.
-_DPD_REQUEST = re.compile(rb"[^\n]* SIP/[0-9]\.[0-9]\r\n")
+# DPD signatures (dpd.sig): matched from the payload's start, in multi-line mode ('.' takes
+# newlines too), so the request pattern finds " SIP/x.y CRLF" anywhere.
+_DPD_REQUEST = re.compile(rb".* SIP/[0-9]\.[0-9]\r\n", re.DOTALL)
 _DPD_REPLY = re.compile(rb" ?SIP/[0-9]\.[0-9](\r\n| [0-9][0-9][0-9] )")
 
 _LONG_MAX = 2**63 - 1
