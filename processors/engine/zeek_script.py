@@ -37,7 +37,6 @@ EXTRA_ANALYZERS: dict[str, frozenset[str]] = {
 #   tunnel = base/frameworks/tunnels (tunnel.log)
 #   x509   = base/files/x509 (x509.log, ocsp.log)
 PROTOCOL_PULLS: dict[str, frozenset[str]] = {
-    "conn": frozenset({"conn"}),
     "ftp": frozenset({"conn", "weird", "x509", "ssl", "dtls"}),  # ftp/gridftp loads conn, ssl
     "http": frozenset({"weird", "tunnel"}),
     "ssl": frozenset({"weird", "x509"}),
@@ -63,7 +62,6 @@ class LoadEffect:
 
     features: frozenset[str] = frozenset()
     overrides: tuple[tuple[str, Any], ...] = ()
-    note: str = ""  # said in the warning when the script is only partly honoured
 
 
 _HASH_ALL = ("MD5", "SHA1", "SHA256")  # policy/frameworks/files/hash-all-files
