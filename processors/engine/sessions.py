@@ -542,7 +542,13 @@ class Connection:
         ts = self.engine.now
         for slot in self.slots:
             if slot.active:
-                self._call(slot, "gap", is_orig, length, ts)
+                try:  # _call(slot, "gap", ...), inlined as in deliver_stream
+                    slot.analyzer.gap(is_orig, length, ts)
+                except Exception as exc:  # a broken analyzer must not stop the engine
+                    log.warning(
+                        "%s analyzer failed on %s: %s", slot.spec.name, self.uid, exc, exc_info=True
+                    )
+                    slot.active = False
         if self._sniff:
             self._sniff = []  # Zeek's DPD stops buffering once content is missing
 

@@ -334,17 +334,19 @@ class Reassembler:
         if b_seq > self.last_reassem_seq or b_upper <= self.last_reassem_seq:
             return
         n = len(blocks)
+        e = self.endp
         while idx < n:
             b_seq, b_upper, data = blocks[idx]
             if b_seq > self.last_reassem_seq:
                 break
             if b_seq == self.last_reassem_seq:
                 self.last_reassem_seq += b_upper - b_seq
-                self._deliver(b_seq, data)
+                if not self.skip_deliveries:  # _deliver, inlined
+                    e.session.conn.deliver_stream(e.is_orig, data)
                 n = len(blocks)
             idx += 1
-        e = self.endp
-        if e.no_data_acked() and e.size() > TCP_MAX_INITIAL_WINDOW:
+        ack = (e.ack_wraps << 32) + e.ack_seq  # e.no_data_acked(), inlined
+        if (ack == e.start_seq or ack == e.start_seq + 1) and e.size() > TCP_MAX_INITIAL_WINDOW:
             self.trim_to_seq(self.last_reassem_seq)
 
     def _deliver(self, seq: int, data: bytes) -> None:
@@ -393,10 +395,11 @@ class Reassembler:
 
     def _gap(self, seq: int, length: int) -> None:
         endp = self.endp
+        conn = endp.session.conn
         if _is_clean(endp) and _is_clean(endp.peer):
             endp.scaled("G")
-            endp.conn.missed_bytes += length
-        endp.session.deliver_gap(endp.is_orig, length)
+            conn.missed_bytes += length
+        conn.deliver_gap(endp.is_orig, length)  # TcpSession.deliver_gap, inlined
         self.had_gap = True
 
     def ack_received(self, seq: int) -> None:

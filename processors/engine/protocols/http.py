@@ -107,18 +107,37 @@ _URI_CHARS = re.compile(rb"[A-Za-z0-9:/?#\[\]@!$&'()*+,;=\-_.~%]*")
 # HTTP token characters (printable ASCII minus separators), as Zeek's is_HTTP_token_char.
 _TOKEN_CHARS = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]*")
 _FIELD_NAME = re.compile(rb"[\x21-\x7e]+")
+# Valid header names seen so far -> lower-cased (names repeat: one dict lookup, no regex).
+_FIELD_NAMES: dict[bytes, bytes] = {}
+# Top-level entity headers submit_header acts on, and request headers http/main.zeek reads.
+_ENTITY_HEADERS = frozenset(
+    {b"content-length", b"content-range", b"transfer-encoding", b"content-encoding", b"expect"}
+)
+_PROXY_LNAMES = frozenset(h.lower().encode() for h in PROXY_HEADERS)
+_REQUEST_SCRIPT_HEADERS = frozenset(
+    {b"referer", b"host", b"range", b"origin", b"user-agent", b"authorization"}
+    | {b"proxy-authorization"}
+    | _PROXY_LNAMES
+)
 
 
 def unescape_uri(raw: bytes) -> bytes:
     """Zeek's unescape_URI: %XX and %uXXXX decoded, malformed escapes kept as they are."""
-    out = bytearray()
-    i, n = 0, len(raw)
+    i = raw.find(b"%")
+    if i < 0:
+        return bytes(raw)
+    out = bytearray(raw[:i])
+    n = len(raw)
     hexd = b"0123456789abcdefABCDEF"
     while i < n:
         c = raw[i]
-        if c != 0x25:  # '%'
-            out.append(c)
-            i += 1
+        if c != 0x25:  # '%': copy the run up to the next one
+            j = raw.find(b"%", i)
+            if j < 0:
+                out += raw[i:]
+                break
+            out += raw[i:j]
+            i = j
             continue
         i += 1
         if i == n:
@@ -144,6 +163,8 @@ def unescape_uri(raw: bytes) -> bytes:
     return bytes(out)
 
 
+_CD_FILENAME = re.compile(rb"[fF][iI][lL][eE][nN][aA][mM][eE][ \t]*\*?=")
+_CT_NAME = re.compile(rb"[nN][aA][mM][eE][ \t]*=")
 _CD_NAME = re.compile(rb"^.*[nN][aA][mM][eE][ \t]*\*?=[ \t]*", re.S)
 _CD_LANG = re.compile(rb"^[a-zA-Z0-9!#$%&+\-^_`{}~]+'[a-zA-Z0-9!#$%&+\-^_`{}~]*'")
 
@@ -388,14 +409,18 @@ class _Entity:
         line = header[0] if len(header) == 1 and header[0].__class__ is bytes else b"".join(header)
         self.header_lines = header
         self.header = None
-        colon = line.find(b":")
-        if colon <= 0:
+        name, colon, value = line.partition(b":")
+        if not colon or not name:  # no colon, or the line starts with one
             return
-        name = line[:colon].rstrip(b" \t")
-        if not _FIELD_NAME.fullmatch(name):
-            return
-        value = line[colon + 1 :].lstrip(b" \t\r\n\f\v")
-        lname = name.lower()
+        name = name.rstrip(b" \t")
+        lname = _FIELD_NAMES.get(name)
+        if lname is None:
+            if not _FIELD_NAME.fullmatch(name):
+                return
+            lname = name.lower()
+            if len(_FIELD_NAMES) < 4096:
+                _FIELD_NAMES[name] = lname
+        value = value.lstrip(b" \t\r\n\f\v")
         if lname == b"content-type" or lname == b"content-transfer-encoding":
             self._parse_mime_header(lname, value)
         self.submit_header(name, value, lname)
@@ -588,12 +613,15 @@ class _Entity:
 
     def submit_header(self, name: bytes, value: bytes, lname: bytes) -> None:
         # Entity-level headers of parts (a part's own Content-Length, encodings) are left alone.
-        if self.depth > 0 and lname == b"transfer-encoding":
-            self.msg.weird("HTTP_nested_transfer_encoding_header")
-        if self.depth == 0:
+        if self.depth > 0:
+            if lname == b"transfer-encoding":
+                self.msg.weird("HTTP_nested_transfer_encoding_header")
+        else:
             if len(self.header_lines) > 1:
                 self.msg.weird("HTTP_obsolete_line_folding", text(name))
-            if lname == b"content-length":
+            if lname not in _ENTITY_HEADERS:
+                pass  # most headers: nothing for the entity to do
+            elif lname == b"content-length":
                 if self.chunked != "none":
                     self.msg.weird("HTTP_content_length_and_chunked")
                 token = _token(value)[0]
@@ -1184,25 +1212,31 @@ class HttpAnalyzer:
                 self.upgrade_connection = True
         elif lname == b"upgrade" and not is_orig:
             self.upgrade_protocol = _token(value)[0]
-        info = self._set_state(is_orig)
-        uname = text(name).upper()
-        if is_orig:
-            if uname == "REFERER":
+        # _set_state(is_orig), inlined
+        index = self.current_request if is_orig else self.current_response
+        info = self.pending.get(index)
+        if info is None:
+            info = self.pending[index] = self._new_session()
+        self.info = info
+        # The scripts compare the upper-cased name; names are printable ASCII, so comparing
+        # the lower-cased bytes is the same test.
+        if is_orig and lname in _REQUEST_SCRIPT_HEADERS:
+            if lname == b"referer":
                 info.referrer = text(value)
-            elif uname == "HOST":
+            elif lname == b"host":
                 info.host = text(value)
-            elif uname == "RANGE":
+            elif lname == b"range":
                 info.range_request = True
-            elif uname == "ORIGIN":
+            elif lname == b"origin":
                 info.origin = text(value)
-            elif uname == "USER-AGENT":
+            elif lname == b"user-agent":
                 info.user_agent = text(value)
-            elif uname in PROXY_HEADERS:
+            elif lname in _PROXY_LNAMES:
                 info.proxied = info.proxied or []
-                entry = f"{uname} -> {text(value)}"
+                entry = f"{text(name).upper()} -> {text(value)}"
                 if entry not in info.proxied:
                     info.proxied.append(entry)
-            elif uname in ("AUTHORIZATION", "PROXY-AUTHORIZATION"):
+            else:  # authorization, proxy-authorization
                 self._basic_auth(info, value)
         # entities.zeek
         ent = info.current_entity
@@ -1210,10 +1244,10 @@ class HttpAnalyzer:
             self.ctx.weird("missing_HTTP_entity", ts=self.ts)
             return
         if (
-            uname == "CONTENT-DISPOSITION"
-            and re.search(rb"[fF][iI][lL][eE][nN][aA][mM][eE][ \t]*\*?=", value)
-            or uname == "CONTENT-TYPE"
-            and re.search(rb"[nN][aA][mM][eE][ \t]*=", value)
+            lname == b"content-disposition"
+            and _CD_FILENAME.search(value)
+            or lname == b"content-type"
+            and _CT_NAME.search(value)
         ):
             ent.filename = filename_from_disposition(value)
 
