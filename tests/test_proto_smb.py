@@ -358,3 +358,43 @@ def test_smb2_reference_case_is_exact(shared, tmp_path) -> None:
     assert set(result) == {"smb_files.log", "smb_mapping.log", "files.log"}
     for log, score in result.items():
         assert score["exact"] == score["base_rows"], (log, score)
+
+
+# ----------------------------------------------------------------------------- site options
+
+
+def test_logged_file_actions_redef_logs_reads() -> None:
+    """SMB::logged_file_actions += { SMB::FILE_READ }: the read request's row, then the one
+    file_over_new_connection writes with the new fuid (Zeek's smb2-read-write baseline)."""
+    ctx = FakeContext(tcp_conn(445))
+    ctx.shared_state = {
+        smb.CONFIG_KEY: smb.SmbConfig(logged_file_actions=smb.LOGGED_FILE_ACTIONS | {"FILE_READ"})
+    }
+    a = session(ctx)
+    feed(a, True, nbss(create_request(2, 5, "r.txt")), 3.0)
+    feed(a, False, nbss(create_response(2, 5, FID, 4)), 3.1)
+    feed(a, True, nbss(read_request(3, 5, FID, 0, 4)), 3.2)
+    feed(a, False, nbss(read_response(3, 5, b"data")), 3.3)
+    rows = ctx.logs("smb_files")
+    assert [r["action"] for r in rows] == ["SMB::FILE_OPEN", "SMB::FILE_READ", "SMB::FILE_READ"]
+    (f,) = ctx.logs("files")
+    assert rows[1]["fuid"] is None and rows[2]["fuid"] == f["fuid"]
+
+
+def test_max_pending_messages_discards_parser_and_script_state() -> None:
+    ctx = FakeContext(tcp_conn(445))
+    ctx.shared_state = {smb.CONFIG_KEY: smb.SmbConfig(max_pending_messages=3)}
+    a = smb.SmbAnalyzer(ctx)
+    for mid in range(1, 5):  # requests never answered
+        feed(a, True, nbss(tree_connect_request(mid, "\\\\srv\\x")))
+    assert ctx.weirds == [
+        ("SMB_discarded_messages_state", "state=tree fid_map=0 tid_map=0 pending_cmds=3 pipe_map=0")
+    ]
+    assert a.script.state is not None and list(a.script.state.pending_cmds) == [4]
+
+
+def test_config_rejects_unknown_actions() -> None:
+    with pytest.raises(ValueError, match="FILE_EXPLODE"):
+        smb.SmbConfig(logged_file_actions=frozenset({"FILE_EXPLODE"}))
+    with pytest.raises(ValueError):
+        smb.SmbConfig(max_pending_messages=-1)

@@ -27,6 +27,7 @@ from wirestream.processors.engine.api import AnalyzerContext, AnalyzerSpec, Reco
 from wirestream.processors.engine.protocols.bytereader import ParseError
 from wirestream.processors.engine.protocols.gssapi import gssapi_token_parses
 from wirestream.processors.engine.protocols.smb2 import (
+    MAX_PENDING_MESSAGES,
     SMB2_MAGIC,
     STATUS_PENDING,
     MacTimes,
@@ -47,11 +48,46 @@ FLOWBUFFER_CAPACITY_MAX = 10 * 1024 * 1024  # BinPAC::flowbuffer_capacity_max
 RECENT_FILES_EXPIRE = 180.0  # SMB::State$recent_files &read_expire=3min
 FILE_DELETE_ON_CLOSE = 0x00001000
 
+ACTIONS = tuple(
+    f"{kind}_{op}"
+    for kind, ops in (
+        ("FILE", ("READ", "WRITE", "OPEN", "CLOSE", "DELETE", "RENAME", "SET_ATTRIBUTE")),
+        ("PIPE", ("READ", "WRITE", "OPEN", "CLOSE")),
+        ("PRINT", ("READ", "WRITE", "OPEN", "CLOSE")),
+    )
+    for op in ops
+)  # SMB::Action, without the module prefix
 # SMB::logged_file_actions
 LOGGED_FILE_ACTIONS = frozenset(
     {"FILE_OPEN", "FILE_RENAME", "FILE_DELETE", "PRINT_OPEN", "PRINT_CLOSE"}
 )
 SHARE_TYPES = {1: "DISK", 2: "PIPE", 3: "PRINT"}  # SMB2::share_types
+
+
+@dataclass(frozen=True)
+class SmbConfig:
+    """What Zeek's SMB scripts let a site redef; the default is plain ``zeek -r``."""
+
+    logged_file_actions: frozenset[str] = LOGGED_FILE_ACTIONS  # SMB::logged_file_actions
+    max_pending_messages: int = MAX_PENDING_MESSAGES  # SMB::max_pending_messages (0: no limit)
+    enable_clear_script_state: bool = True  # SMB::enable_clear_script_state
+
+    def __post_init__(self) -> None:
+        unknown = set(self.logged_file_actions) - set(ACTIONS)
+        if unknown:
+            raise ValueError(
+                f"unknown SMB::Action(s) {sorted(unknown)}; known: {', '.join(ACTIONS)}"
+            )
+        if self.max_pending_messages < 0:
+            raise ValueError(f"max_pending_messages must be >= 0, got {self.max_pending_messages}")
+
+
+CONFIG_KEY = "smb_config"
+
+
+def configure(engine: Any, config: SmbConfig) -> None:
+    """Use ``config`` for the SMB connections ``engine`` analyses from now on."""
+    engine.analyzer_state[CONFIG_KEY] = config
 
 
 def share_type_name(share_type: int) -> str:
@@ -147,8 +183,9 @@ def times_columns(times: MacTimes | None) -> Record:
 class Smb2Script:
     """``base/protocols/smb`` for SMB2: receives the parser's events, writes the logs, feeds files."""
 
-    def __init__(self, ctx: AnalyzerContext) -> None:
+    def __init__(self, ctx: AnalyzerContext, config: SmbConfig | None = None) -> None:
         self.ctx = ctx
+        self.config = config or SmbConfig()
         self.state: ScriptState | None = None
         self.ts = 0.0
         self.announced: set[str] = (
@@ -176,7 +213,7 @@ class Smb2Script:
     def write_file_log(self) -> None:
         st = self._state()
         f = st.current_file
-        if f is None or f.name is None or f.action not in LOGGED_FILE_ACTIONS:
+        if f is None or f.name is None or f.action not in self.config.logged_file_actions:
             return
         if f.times is not None:
             # Repeated opens of one file log once: the access time is left out of the identity.
@@ -358,9 +395,14 @@ class Smb2Script:
             f"state={state} fid_map={len(st.fid_map)} tid_map={len(st.tid_map)} "
             f"pending_cmds={len(st.pending_cmds)} pipe_map=0"
         )
-        self.ctx.weird("SMB_discarded_messages_state", addl)
-        st.fid_map = {}  # SMB::enable_clear_script_state
-        st.pending_cmds = {}
+        conn = getattr(self.ctx, "conn", None)  # the engine's: the weird's source is SMB2
+        if conn is not None:
+            conn.weird("SMB_discarded_messages_state", addl, source="SMB2")
+        else:
+            self.ctx.weird("SMB_discarded_messages_state", addl)
+        if self.config.enable_clear_script_state:
+            st.fid_map = {}
+            st.pending_cmds = {}
 
     def security_blob(self, blob: bytes, is_orig: bool) -> None:
         """``forward_gssapi``: blobs of 8 bytes or more go to Zeek's GSSAPI analyzer (raw
@@ -430,8 +472,10 @@ class SmbAnalyzer:
 
     def __init__(self, ctx: AnalyzerContext) -> None:
         self.ctx = ctx
-        self.script = Smb2Script(ctx)
-        self.smb2 = Smb2Parser(self.script)
+        state = getattr(ctx, "shared_state", None) or {}
+        config: SmbConfig = state.get(CONFIG_KEY) or SmbConfig()
+        self.script = Smb2Script(ctx, config)
+        self.smb2 = Smb2Parser(self.script, config.max_pending_messages)
         self.buffers = {True: bytearray(), False: bytearray()}
         # A direction whose frame was cut by a resync keeps binpac's half-parsed flow unit:
         # its next delivery fails to parse against the discarded buffer (one more violation).

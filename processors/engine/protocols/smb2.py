@@ -185,8 +185,9 @@ class _LE:
 class Smb2Parser:
     """SMB2 parsing state of one connection (both directions), reporting to ``events``."""
 
-    def __init__(self, events: Smb2Events) -> None:
+    def __init__(self, events: Smb2Events, max_pending: int = MAX_PENDING_MESSAGES) -> None:
         self.events = events
+        self.max_pending = max_pending  # 0: no limit
         self.request_tree_ids: dict[int, int] = {}
         self.tree_is_pipe: set[int] = set()
         self.read_offsets: dict[int, int] = {}
@@ -219,10 +220,14 @@ class Smb2Parser:
         r.skip(pad)
         return r.pos, False
 
+    def _full(self, *maps: dict[int, int]) -> bool:
+        """A parser map reached SMB::max_pending_messages: it is dropped (and reported)."""
+        return self.max_pending > 0 and any(len(m) >= self.max_pending for m in maps)
+
     def _message_seen(self, hdr: Smb2Header, is_orig: bool) -> None:
         """``proc_smb2_message``: remember a request's tree id; raise smb2_message."""
         if is_orig:
-            if len(self.request_tree_ids) >= MAX_PENDING_MESSAGES:
+            if self._full(self.request_tree_ids):
                 self.events.discarded_messages_state("tree")
                 self.request_tree_ids.clear()
             self.request_tree_ids[hdr.message_id] = hdr.tree_id
@@ -273,10 +278,7 @@ class Smb2Parser:
             r.pad_to(start, info_offset - hdr.head_length)
             r.skip(info_len)
             ev.read_request(hdr, fid)
-            if (
-                len(self.read_offsets) >= MAX_PENDING_MESSAGES
-                or len(self.read_fids) >= MAX_PENDING_MESSAGES
-            ):
+            if self._full(self.read_offsets, self.read_fids):
                 ev.discarded_messages_state("read")
                 self.read_offsets.clear()
                 self.read_fids.clear()
@@ -395,7 +397,7 @@ class Smb2Parser:
         if not request:
             self.ioctl_fids.pop(hdr.message_id, None)
             return
-        if len(self.ioctl_fids) >= MAX_PENDING_MESSAGES:
+        if self._full(self.ioctl_fids):
             self.events.discarded_messages_state("ioctl")
             self.ioctl_fids.clear()
         self.ioctl_fids[hdr.message_id] = fid
