@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import struct
 
@@ -9,6 +10,8 @@ import pktbuild as pb
 import pytest
 from analyzer_ctx import FakeContext, udp_conn
 from engine_kit import ListSink, datagram
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from wirestream.processors.engine.engine import Engine
 from wirestream.processors.engine.protocols import dhcp
 from wirestream.processors.engine.sessions import TimerQueue
@@ -285,3 +288,12 @@ def test_dpd_signature_finds_dhcp_on_other_ports() -> None:
     engine.finish()
     assert sink.rows("dhcp")[0]["msg_types"] == ["DISCOVER"]
     assert sink.rows("conn")[0]["service"] == "dhcp"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=80), st.integers(0, 80))
+def test_any_option_bytes_parse_or_raise_dhcp_parse_error(options: bytes, cut: int) -> None:
+    data = message(options=mtype(DISCOVER) + options, end=False)
+    with contextlib.suppress(dhcp.DhcpParseError):
+        msg, _options, _problems = dhcp.parse_dhcp(data[: len(data) - cut], dhcp.DhcpFlow())
+        assert msg.m_type == (DISCOVER if len(data) - cut >= 243 else 0)

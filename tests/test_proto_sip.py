@@ -9,6 +9,8 @@ import pktbuild as pb
 import pytest
 from analyzer_ctx import FakeContext, udp_conn
 from engine_kit import ListSink, datagram
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from wirestream.processors.engine.engine import Engine
 from wirestream.processors.engine.protocols import sip
 
@@ -256,3 +258,13 @@ def test_path_length_limits_from_the_config_raise_script_weirds() -> None:
 def test_request_signature_takes_newlines_before_the_version() -> None:
     """Signature patterns are multi-line in Zeek: '.*' runs over line ends."""
     assert sip.sniff(b"junk\nmore INVITE sip:x SIP/2.0\r\n", b"")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.binary(max_size=300)), max_size=6))
+def test_any_datagrams_end_in_records_or_violations_never_exceptions(datagrams) -> None:
+    a, ctx = analyzer()
+    for is_orig, data in [(True, request()), *datagrams, (False, reply())]:
+        a.data(is_orig, data, 1.0)
+    a.end(2.0)
+    assert all(isinstance(r["request_path"], list) for r in ctx.logs("sip"))

@@ -6,6 +6,8 @@ import pktbuild as pb
 import pytest
 from analyzer_ctx import FakeContext, udp_conn
 from engine_kit import ListSink, datagram
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from wirestream.processors.engine.engine import Engine
 from wirestream.processors.engine.protocols import snmp
 
@@ -201,3 +203,15 @@ def test_snmp_log_matches_zeek_reference(shared, tmp_path) -> None:
     result = compare_case(shared, "scripts.base.protocols.snmp.v3", {"snmp"}, tmp_path)
     snmp_log = result["snmp.log"]
     assert snmp_log["exact"] == snmp_log["base_rows"] == 1, snmp_log
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=120), st.booleans())
+def test_any_bytes_give_events_or_a_violation_never_an_exception(
+    data: bytes, is_orig: bool
+) -> None:
+    a, ctx = analyzer()
+    a.data(is_orig, v1(pdu(0xA0, binding("1.3.6.1"))) + data, 1.0)
+    a.data(is_orig, data, 1.1)
+    a.end(2.0)
+    assert len(ctx.logs("snmp")) <= 1
