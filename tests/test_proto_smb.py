@@ -398,3 +398,36 @@ def test_config_rejects_unknown_actions() -> None:
         smb.SmbConfig(logged_file_actions=frozenset({"FILE_EXPLODE"}))
     with pytest.raises(ValueError):
         smb.SmbConfig(max_pending_messages=-1)
+
+
+def test_mutated_messages_only_ever_raise_parse_errors_inside() -> None:
+    """Random byte flips and cuts in a whole conversation: the analyzer reports violations but
+    never lets another exception out (which would detach it in the engine)."""
+    import random
+
+    frames = [
+        (True, nbss(negotiate_request())),
+        (True, nbss(session_setup_request(1, NEG_TOKEN_INIT))),
+        (True, nbss(tree_connect_request(2, "\\\\srv\\share"))),
+        (False, nbss(tree_connect_response(2, 5, 1))),
+        (True, nbss(create_request(3, 5, "a.txt"))),
+        (False, nbss(create_response(3, 5, FID, 10))),
+        (True, nbss(read_request(4, 5, FID, 0, 10))),
+        (False, nbss(read_response(4, 5, b"0123456789"))),
+        (True, nbss(write_request(5, 5, FID, 0, b"abc"))),
+        (True, nbss(close_request(6, 5, FID))),
+    ]
+    rng = random.Random(1)
+    violations = 0
+    for _ in range(400):
+        ctx = FakeContext(tcp_conn(445))
+        a = smb.SmbAnalyzer(ctx)
+        for is_orig, frame in frames:
+            b = bytearray(frame)
+            for _ in range(rng.randint(0, 4)):
+                b[rng.randrange(len(b))] = rng.randrange(256)
+            if rng.random() < 0.1:
+                del b[rng.randrange(len(b)) :]
+            a.data(is_orig, bytes(b), 1.0)
+        violations += len(ctx.violations)
+    assert violations > 0  # the mutations did reach the parser's error paths
