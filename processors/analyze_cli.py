@@ -174,14 +174,23 @@ def build_engine(sink: Any, options: AnalyzeOptions) -> Any:
     from wirestream.processors.engine.api import REGISTRY
     from wirestream.processors.engine.engine import Engine
     from wirestream.processors.engine.files import FileManager, FilesConfig
-    from wirestream.processors.engine.zeek_script import enabled_analyzers, enabled_logs
+    from wirestream.processors.engine.sessions import LIKELY_SERVER_PORTS
+    from wirestream.processors.engine.zeek_script import (
+        enabled_analyzers,
+        enabled_logs,
+        loaded_server_ports,
+    )
 
-    timeouts = {
+    settings: dict[str, Any] = {
         f"{proto}_inactivity_timeout": value
         for proto in ("tcp", "udp", "icmp")
         if (value := getattr(options, f"{proto}_inactivity_timeout")) is not None
     }
     features = options.features
+    analyzers = None if features is None else enabled_analyzers(features, REGISTRY)
+    if analyzers is not None:  # bare mode: only the loaded scripts' ports are server ports
+        specs = [REGISTRY[name] for name in analyzers]
+        settings["likely_server_ports"] = loaded_server_ports(specs, LIKELY_SERVER_PORTS)
     engine = Engine(
         sink,
         ignore_checksums=options.ignore_checksums,
@@ -191,9 +200,9 @@ def build_engine(sink: Any, options: AnalyzeOptions) -> Any:
         conn_l2_columns="mac-logging" in options.policies,
         delay_teredo_confirmation=options.delay_teredo_confirmation,
         weird_log=features is None or "weird" in enabled_logs(features),
-        analyzers=None if features is None else enabled_analyzers(features, REGISTRY),
+        analyzers=analyzers,
         handled_events=options.handled_events,
-        **timeouts,
+        **settings,
     )
     config = FilesConfig(hashes=options.hashes, extract=options.extract)
     engine.files = FileManager(
@@ -479,7 +488,8 @@ def zeek_settings(
     help="Zeek's bare mode: only what the given scripts load. Analyzers attach only for "
     "loaded base/protocols/<x>; conn.log needs base/protocols/conn, weird.log "
     "base/frameworks/notice/weird, tunnel.log base/frameworks/tunnels, x509.log base/files/x509 "
-    "(or a protocol script loading them, as in Zeek); no packet_filter.log.",
+    "(or a protocol script loading them, as in Zeek); likely server ports are the tunnels' "
+    "and the loaded analyzers'; no packet_filter.log.",
 )
 @click.option("--seed", type=int, default=None, hidden=True, help="Deterministic uids (tests).")
 @click.pass_context

@@ -305,3 +305,16 @@ def test_broken_zeek_script_is_a_clear_error(tmp_path: Path) -> None:
     result = run(str(trace), "Site::local_nets={nonsense}", "--out", str(tmp_path / "o"))
     assert result.exit_code != 0 and "bad subnet" in result.output
     assert run("--out", str(tmp_path / "o")).exit_code == 2  # no trace at all
+
+
+def test_bare_mode_likely_server_ports_come_from_loaded_scripts(tmp_path: Path) -> None:
+    # A DNS answer seen before its query: with the DNS scripts loaded 53/udp is a likely server
+    # port and Zeek flips the connection; with only base/protocols/conn it does not.
+    answer_first = list(reversed(dns_exchange(5.0, sport=40000)))
+    answer_first = [(5.0 + i, frame) for i, (_, frame) in enumerate(answer_first)]
+    trace = pb.write_pcap(tmp_path / "t.pcap", answer_first)
+    for loads, orig_p in ((["base/protocols/conn", "base/protocols/dns"], 40000), ([], 53)):
+        out = tmp_path / f"o{len(loads)}"
+        args = ["-b", "-r", str(trace), "base/protocols/conn", *loads, "--out", str(out)]
+        assert run(*args).exit_code == 0
+        assert rows(out / "conn.log")[0]["id.orig_p"] == orig_p

@@ -143,3 +143,14 @@ def test_bare_mode_features():
     assert enabled_analyzers(everything, REGISTRY) == set(REGISTRY)
     conn = script("@load base/protocols/conn")
     assert enabled_logs(conn.features) == {"conn"} and conn.ignored == []
+
+
+def test_loaded_server_ports_are_tunnels_plus_loaded_analyzers_server_ports():
+    from wirestream.processors.engine.sessions import LIKELY_SERVER_PORTS
+    from wirestream.processors.engine.zeek_script import loaded_server_ports
+
+    none = loaded_server_ports([], LIKELY_SERVER_PORTS)
+    assert none["tcp"] == frozenset() and 3544 in none["udp"] and 53 not in none["udp"]
+    dns = loaded_server_ports([REGISTRY["dns"]], LIKELY_SERVER_PORTS)
+    assert 53 in dns["udp"] and 53 in dns["tcp"] and 80 not in dns["tcp"]
+    assert dns["udp"] <= LIKELY_SERVER_PORTS["udp"]

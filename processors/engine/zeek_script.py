@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +54,11 @@ GATED_LOGS: dict[str, str] = {
     "ocsp": "x509",
 }
 EVERYTHING = "*"  # base/init-default: every log and analyzer (Zeek's default run)
+# Server ports base/packet-protocols registers (loaded even in bare mode; they join Zeek's
+# likely_server_ports): AYIYA, Geneve, GRE-in-UDP, GTPv1, Teredo, VXLAN.
+PACKET_PROTOCOL_SERVER_PORTS: dict[str, frozenset[int]] = {
+    "udp": frozenset({5072, 6081, 4754, 2152, 2123, 3544, 4789}),
+}
 
 
 @dataclass(frozen=True)
@@ -506,3 +511,20 @@ def enabled_analyzers(features: Iterable[str], registered: Iterable[str]) -> fro
     have = set(features)
     names = frozenset(registered)
     return names if EVERYTHING in have else names & have
+
+
+def loaded_server_ports(
+    specs: Iterable[Any], default: Mapping[str, frozenset[int]]
+) -> dict[str, frozenset[int]]:
+    """Zeek's likely_server_ports when only ``specs``' scripts are loaded (bare mode): the
+    packet protocols' ports plus each loaded analyzer's ports that ``default`` (the full,
+    default-scripts set) counts as server ports. Loaded scripts of protocols the engine does
+    not implement add nothing here (their ports are not known to it)."""
+    out = {}
+    for transport, server in default.items():
+        ports = set(PACKET_PROTOCOL_SERVER_PORTS.get(transport, ()))
+        for spec in specs:
+            if transport in spec.transports:
+                ports |= spec.ports & server
+        out[transport] = frozenset(ports)
+    return out
