@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import polars as pl
 import pyarrow as pa
+from wirestream.consumers.decode import column_in_order
 from wirestream.schemas import frames
 
 if TYPE_CHECKING:
@@ -30,13 +31,22 @@ def _series(array: pa.ChunkedArray, col: Column | None, name: str) -> pd.Series:
 
 
 def to_pandas(
-    frame: pl.DataFrame, columns: dict[str, Column], *, index: str | None = None
+    frame: pl.DataFrame,
+    columns: dict[str, Column],
+    *,
+    index: str | None = None,
+    order: pl.Series | None = None,
 ) -> pd.DataFrame:
-    """A pandas frame with Zeek dtypes; ``index`` (e.g. ``"ts"``) becomes the index if given."""
-    table = frame.to_arrow()
-    data = {
-        name: _series(table.column(name), columns.get(name), name) for name in table.column_names
-    }
+    """A pandas frame with Zeek dtypes; ``index`` (e.g. ``"ts"``) becomes the index if given.
+
+    Column by column: each is taken in ``order`` (row positions, e.g. ts order) and converted
+    before the next, so a sorted copy of the whole frame (and an Arrow copy of every text
+    column at once) never exists beside the result.
+    """
+    data = {}
+    for name in frame.columns:
+        array = column_in_order(frame.get_column(name), order)
+        data[name] = _series(pa.chunked_array([array]), columns.get(name), name)
     out = pd.DataFrame(data, copy=False) if data else pd.DataFrame()
     if index is not None:
         if index not in out.columns:

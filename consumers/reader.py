@@ -34,6 +34,7 @@ from wirestream.consumers.decode import (
     columns_of,
     empty_frame,
     to_output,
+    ts_order,
 )
 from wirestream.consumers.errors import ConsumerError, WindowSpecError
 from wirestream.consumers.timespec import (
@@ -368,16 +369,19 @@ def read_ranges(
             errors.summary(),
             "; ".join(errors.samples[:2]),
         )
-    if sort and frame.height and "ts" in frame.columns:
-        frame = frame.sort("ts", maintain_order=True, nulls_last=True)
+    # Rows are taken in ts order while converting (no sorted copy of the whole frame first).
+    order = ts_order(frame) if sort else None
     if keep_last is not None:
-        frame = frame.tail(keep_last)
+        if order is not None:
+            order = order.tail(keep_last)
+        else:
+            frame = frame.tail(keep_last)
     if frame.width == 0:
         columns = columns or _fallback_columns(log_name)
         frame = empty_frame(columns)
-    stats.returned = frame.height
+    stats.returned = len(order) if order is not None else frame.height
     stats.seconds = time.perf_counter() - started
-    out = to_output(frame, columns, output, index)
+    out = to_output(frame, columns, output, index, order)
     if isinstance(out, pd.DataFrame):
         out.attrs["wirestream"] = {
             "topic": topic,

@@ -36,10 +36,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import polars as pl
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from wirestream.consumers import session
-from wirestream.consumers.decode import BatchDecoder, Output, to_output
+from wirestream.consumers.decode import BatchDecoder, Output, to_output, ts_order
 from wirestream.consumers.errors import ConsumerError, WindowSpecError
 from wirestream.consumers.timespec import DurationLike, millis_to_time, parse_duration
 
@@ -120,14 +119,6 @@ def _next_batch(consumer: Consumer) -> list[Any]:
     if msgs:
         msgs += consumer.consume(BATCH - 1, timeout=0)
     return msgs
-
-
-def _ts_ordered(ts: pl.Series) -> bool:
-    """Already in ts order, nulls last? A scan, much cheaper than sorting every column."""
-    nulls = ts.null_count()
-    if nulls and ts.tail(nulls).null_count() != nulls:
-        return False
-    return ts.head(len(ts) - nulls).is_sorted()
 
 
 def window_starts(ts_ms: int, every_ms: int, hop_ms: int) -> range:
@@ -493,9 +484,8 @@ class Windows:
         frame = self._decoder.decode(values)
         if frame.height == 0:
             return None
-        if "ts" in frame.columns and not _ts_ordered(frame["ts"]):
-            frame = frame.sort("ts", maintain_order=True, nulls_last=True)
-        return to_output(frame, self._decoder.columns, self.output, self.index)
+        order = ts_order(frame)
+        return to_output(frame, self._decoder.columns, self.output, self.index, order)
 
     def _close_ready(self, watermark: int, flush_to: int = NO_DATA) -> None:
         """Take out the windows ending by ``watermark`` (event time: they are closed, later

@@ -9,7 +9,7 @@ import polars as pl
 import pyarrow as pa
 import pytest
 from consumer_kit import T0, conn_record, conn_v7_schema
-from wirestream.consumers.decode import BatchDecoder, decode_frame
+from wirestream.consumers.decode import BatchDecoder, decode_frame, to_output, ts_order
 from wirestream.schemas.avro import bundled_avro_schema
 from wirestream.schemas.codec import decode_many, encode_many
 from wirestream.schemas.store import SchemaCache
@@ -154,3 +154,34 @@ def test_confluent_framing_decodes_column_wise_too() -> None:
     no_registry = BatchDecoder(SchemaCache([CONN]))
     assert no_registry.decode(confluent).height == 0
     assert no_registry.errors.unknown_schema == 30
+
+
+def test_ts_order_is_stable_nulls_last_and_none_when_already_ordered() -> None:
+    frame = pl.DataFrame({"ts": [3, 1, None, 2, 1], "row": [0, 1, 2, 3, 4]})
+    order = ts_order(frame)
+    assert order is not None and order.to_list() == [1, 4, 3, 0, 2]
+    assert ts_order(pl.DataFrame({"ts": [1, 2, 2, None, None]})) is None
+    assert ts_order(pl.DataFrame({"ts": [1, None, 2]})) is not None
+    assert ts_order(pl.DataFrame({"ts": [2, 1]})) is not None
+    assert ts_order(pl.DataFrame({"uid": ["b", "a"]})) is None  # no ts: input order
+
+
+@pytest.mark.parametrize("output", ["pandas", "polars", "arrow"])
+def test_output_in_ts_order_equals_sorting_first(output: str) -> None:
+    """Column-wise take in ts order (pandas) keeps every row whole, as a frame sort does."""
+    recs = records(300)
+    for i, rec in enumerate(recs):  # three interleaved runs, ties, and rows without ts
+        rec["ts"] = None if i % 50 == 7 else T0 + (i % 3) * 10 + (i // 3) * 0.2 - (i % 2) * 0.2
+    decoder = BatchDecoder(SchemaCache([CONN]))
+    frame = decoder.decode(encode_many(recs, CONN))
+    order = ts_order(frame)
+    assert order is not None
+    got = to_output(frame, decoder.columns, output, order=order)
+    want = to_output(
+        frame.sort("ts", maintain_order=True, nulls_last=True), decoder.columns, output
+    )
+    if output == "pandas":
+        pd.testing.assert_frame_equal(got, want)
+        assert got["ts"].dropna().is_monotonic_increasing and got["ts"].tail(6).isna().all()
+    else:
+        assert got.equals(want)

@@ -110,12 +110,3 @@ def test_rebalance_takes_a_partitions_records_out_of_in_flight_windows() -> None
     assert sorted(uids) == sorted(expected)
     assert 1 not in stream.safe_offsets()
     stream.close()
-
-
-def test_ts_ordered_check() -> None:
-    ordered = windowing._ts_ordered
-    assert ordered(pl.Series([1, 2, 2, 3]))
-    assert ordered(pl.Series([1, 2, None, None]))
-    assert not ordered(pl.Series([1, None, 2]))
-    assert not ordered(pl.Series([2, 1]))
-    assert ordered(pl.Series([], dtype=pl.Int64))
