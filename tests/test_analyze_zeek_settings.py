@@ -82,3 +82,28 @@ def test_translate_zeek_command(shared):
     ]
     with pytest.raises(ValueError, match="no trace"):
         zeek_cases.translate("zeek -r $TRACES/other.pcap", case_dir, case)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_own_commands_keep_every_log_above_its_floor(shared):
+    """Bare mode and script settings never lose what the standard template scores."""
+    from test_engine_cases import FLOOR_FILE, _compare_json
+
+    proc = subprocess.run(
+        [sys.executable, str(TOOL), "--cases", str(shared / "zeek-ref" / "cases"), "--json"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=850,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    per_log = _compare_json(proc.stdout)["per_log"]
+    below = []
+    for log, floor in json.loads(FLOOR_FILE.read_text()).items():
+        got = per_log[log]
+        rows = 100.0 * got["exact"] / got["base_rows"]
+        fields = 100.0 * got["field_eq"] / got["field_total"]
+        if rows + 1e-9 < floor["exact_rows_pct"] or fields + 1e-9 < floor["fields_pct"]:
+            below.append(f"{log}: {rows:.1f}% rows, {fields:.1f}% fields; floor {floor}")
+    assert not below, "\n".join(below)
