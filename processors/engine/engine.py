@@ -19,7 +19,15 @@ from .conn_log import LocalNets, conn_record
 from .decode import Decoder
 from .files import FileManager
 from .icmp import IcmpSession, counterpart, nd_weirds
-from .sessions import LIKELY_SERVER_PORTS, Connection, ConnKey, TimerQueue, key_order, make_key
+from .sessions import (
+    LIKELY_SERVER_PORTS,
+    Connection,
+    ConnKey,
+    TimerQueue,
+    addr_key,
+    key_order,
+    make_key,
+)
 from .tcp import TcpHeader, TcpSession
 from .tunnels import MAX_CHANGES_PER_CONNECTION, MAX_DEPTH, TunnelRef, Tunnels
 from .udp import UdpSession
@@ -313,7 +321,12 @@ class Engine:
             return
         sport, dport, seq, ack, off, flags, win = _TCP.unpack_from(payload)
         src = dg.src
-        key = make_key(src, sport, dg.dst, dport, 6)
+        a, b = addr_key(src), addr_key(dg.dst)  # make_key(src, sport, dg.dst, dport, 6), inlined
+        key = (
+            (a, sport, b, dport, 6)
+            if a < b or (a == b and sport < dport)
+            else (b, dport, a, sport, 6)
+        )
         conn = self.connections.get(key)
         if conn is not None:
             # reuse needs a SYN

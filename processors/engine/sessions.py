@@ -200,7 +200,7 @@ def make_key(
 ) -> ConnKey:
     """The canonical 5-tuple (one-way ICMP messages keep their direction)."""
     a, b = addr_key(src), addr_key(dst)
-    if one_way or (a, sport) < (b, dport):
+    if one_way or a < b or (a == b and sport < dport):  # (a, sport) < (b, dport)
         return (a, sport, b, dport, proto)
     return (b, dport, a, sport, proto)
 

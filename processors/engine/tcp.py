@@ -548,9 +548,15 @@ class TcpSession:
         if flags & SYN or endpoint.state == INACTIVE:  # otherwise _init_endpoint does nothing
             self._init_endpoint(endpoint, flags, base_seq, seq_one_past, t)
 
-        rel_seq, underflow = _relative_seq(
-            endpoint, base_seq, endpoint.last_seq, endpoint.seq_wraps
-        )
+        last = endpoint.last_seq
+        if endpoint.seq_wraps == 0 and (base_seq >= last or (base_seq - last) & 0x80000000):
+            # _relative_seq when no wrap was counted and none is now (the common case), inlined
+            rel_seq = (base_seq - endpoint.start_seq) & _U32
+            underflow = rel_seq >= 0x80000000
+            if underflow:
+                rel_seq = (rel_seq - 0x100000000) & _U64
+        else:
+            rel_seq, underflow = _relative_seq(endpoint, base_seq, last, endpoint.seq_wraps)
         if underflow and not flags & RST:
             self.weird("TCP_seq_underflow_or_misorder")
 
@@ -606,14 +612,24 @@ class TcpSession:
                 rel_ack = 1
                 self._init_peer(peer, endpoint, flags, ack_seq)
             else:
-                rel_ack, ack_underflow = _relative_seq(peer, ack_seq, peer.ack_seq, peer.ack_wraps)
+                last = peer.ack_seq
+                if peer.ack_wraps == 0 and (ack_seq >= last or (ack_seq - last) & 0x80000000):
+                    # _relative_seq's common case, inlined as for the sequence number above
+                    rel_ack = (ack_seq - peer.start_seq) & _U32
+                    ack_underflow = rel_ack >= 0x80000000
+                else:
+                    rel_ack, ack_underflow = _relative_seq(peer, ack_seq, last, peer.ack_wraps)
                 if ack_underflow:
                     rel_ack = 0
                     self.weird("TCP_ack_underflow_or_misorder")
                 elif not flags & RST:
-                    delta_ack = seq_delta(ack_seq, peer.ack_seq)
+                    delta_ack = (ack_seq - last) & _U32  # seq_delta(ack_seq, last), inlined
+                    if delta_ack & 0x80000000:
+                        delta_ack -= 0x100000000
                     if not (ack_seq == 0 and delta_ack > TOO_LARGE_SEQ_DELTA) and delta_ack > 0:
-                        peer.update_ack_seq(ack_seq)
+                        if ack_seq < last:  # peer.update_ack_seq(ack_seq), inlined
+                            peer.ack_wraps += 1
+                        peer.ack_seq = ack_seq
 
         if flags & (SYN | FIN | RST) or endpoint.state == RESET:
             delta_last = self._update_last_seq(endpoint, seq_one_past, flags, length)
@@ -622,7 +638,9 @@ class TcpSession:
             if delta_last & 0x80000000:
                 delta_last -= 0x100000000
             if delta_last > 0:
-                endpoint.update_last_seq(seq_one_past)
+                if seq_one_past < endpoint.last_seq:  # endpoint.update_last_seq, inlined
+                    endpoint.seq_wraps += 1
+                endpoint.last_seq = seq_one_past
             elif length > 0:
                 endpoint.scaled("T")
         endpoint.last_time = t
