@@ -28,11 +28,11 @@ from typing import Any
 from wirestream.processors.engine.api import (
     AnalyzerContext,
     AnalyzerSpec,
-    ConnId,
     Record,
     register,
 )
 from wirestream.processors.engine.mime import sniff_mime
+from wirestream.processors.engine.protocols.child import ChildContext as _ChildContext
 from wirestream.processors.engine.protocols.ssl import SslAnalyzer
 from wirestream.schemas.zeeklog.escape import bytes_text as text
 
@@ -511,42 +511,6 @@ def expected_channels(ctx: AnalyzerContext) -> ExpectedChannels:
 
 
 # ----------------------------------------------------------------------------- child SSL
-
-
-class _ChildContext:
-    """What the SSL analyzer FTP starts for AUTH TLS / GSSAPI sees: this connection, except
-    that a violation removes just the child."""
-
-    def __init__(self, parent: AnalyzerContext) -> None:
-        self.parent = parent
-        self.removed = False
-
-    @property
-    def uid(self) -> str:
-        return self.parent.uid
-
-    @property
-    def conn_id(self) -> ConnId:
-        return self.parent.conn_id
-
-    @property
-    def files(self) -> Any:
-        return self.parent.files
-
-    def emit(self, log: str, record: Record) -> None:
-        self.parent.emit(log, record)
-
-    def confirm(self, service: str) -> None:
-        self.parent.confirm(service)
-
-    def violation(self, reason: str) -> None:
-        self.removed = True
-
-    def weird(self, name: str, addl: str = "", ts: float | None = None) -> None:
-        self.parent.weird(name, addl, ts=ts)
-
-    def __getattr__(self, name: str) -> Any:  # flip_roles, limit_reached_weird ...
-        return getattr(self.parent, name)
 
 
 class _Adat:

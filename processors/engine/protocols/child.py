@@ -1,0 +1,49 @@
+"""The context a child analyzer runs on: an analyzer that hands its stream to another one
+(FTP AUTH TLS, RDP negotiating TLS, an HTTP upgrade) gives the child this instead of its own
+slot, as Zeek's AddChildAnalyzer does.
+
+The child logs, confirms and reports weirds as part of the parent's connection; its protocol
+violation removes just the child (Zeek's DPD disables the failing analyzer, not its parent).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from wirestream.processors.engine.api import AnalyzerContext, ConnId, Record
+
+
+class ChildContext:
+    """What a child analyzer sees: its parent's connection, except that a violation marks
+    only the child ``removed`` (the parent then stops feeding it)."""
+
+    def __init__(self, parent: AnalyzerContext) -> None:
+        self.parent = parent
+        self.removed = False
+
+    @property
+    def uid(self) -> str:
+        return self.parent.uid
+
+    @property
+    def conn_id(self) -> ConnId:
+        return self.parent.conn_id
+
+    @property
+    def files(self) -> Any:
+        return self.parent.files
+
+    def emit(self, log: str, record: Record) -> None:
+        self.parent.emit(log, record)
+
+    def confirm(self, service: str) -> None:
+        self.parent.confirm(service)
+
+    def violation(self, reason: str) -> None:
+        self.removed = True
+
+    def weird(self, name: str, addl: str = "", ts: float | None = None) -> None:
+        self.parent.weird(name, addl, ts=ts)
+
+    def __getattr__(self, name: str) -> Any:  # flip_roles, limit_reached_weird ...
+        return getattr(self.parent, name)
