@@ -431,3 +431,135 @@ def test_mutated_messages_only_ever_raise_parse_errors_inside() -> None:
             a.data(is_orig, bytes(b), 1.0)
         violations += len(ctx.violations)
     assert violations > 0  # the mutations did reach the parser's error paths
+
+
+# ----------------------------------------------------------------------------- SMB1
+
+UNICODE = 0xC000  # flags2: Unicode strings, NT status codes
+
+
+def smb1(command: int, mid: int, body: bytes, *, tid: int = 0, status: int = 0) -> bytes:
+    return (
+        b"\xffSMB"
+        + struct.pack(
+            "<BIBHH8sHHHHH", command, status, 0x18, UNICODE, 0, b"\0" * 8, 0, tid, 1, 100, mid
+        )
+        + body
+    )
+
+
+def andx(command: int = 0xFF, offset: int = 0) -> bytes:
+    return struct.pack("<BBH", command, 0, offset)
+
+
+def smb1_tree_connect_request(mid: int, path: str) -> bytes:
+    data = b"\0" + utf16(path) + b"\0\0" + b"?????\0"
+    return smb1(0x75, mid, bytes([4]) + andx() + struct.pack("<HHH", 0, 1, len(data)) + data)
+
+
+def smb1_tree_connect_response(mid: int, tid: int, service: bytes, fs: str) -> bytes:
+    pad = b"\0" * ((1 + 4 + 2 + 2 + len(service) + 1) % 2)  # Unicode aligns to the record
+    data = service + b"\0" + pad + utf16(fs) + b"\0\0"
+    body = bytes([3]) + andx() + struct.pack("<HH", 1, len(data)) + data
+    return smb1(0x75, mid, body, tid=tid)
+
+
+def smb1_create_request(mid: int, tid: int, name: str) -> bytes:
+    fields = struct.pack("<BHIIIQIIIIIB", 0, 2 * len(name), 0, 0, 0x80, 0, 0x80, 7, 1, 0, 2, 0)
+    data = b"\0" + utf16(name) + b"\0\0"  # one byte aligns the name to the record
+    return smb1(
+        0xA2, mid, bytes([24]) + andx() + fields + struct.pack("<H", len(data)) + data, tid=tid
+    )
+
+
+def smb1_create_response(mid: int, tid: int, fid: int, size: int) -> bytes:
+    times = (FT_CREATED, FT_MODIFIED, FT_MODIFIED, FT_MODIFIED)
+    fields = struct.pack("<BHI4QIQQHHB", 0, fid, 1, *times, 0x20, size, size, 0, 0, 0)
+    return smb1(0xA2, mid, bytes([34]) + andx() + fields + b"\0\0", tid=tid)
+
+
+def smb1_read_request(mid: int, tid: int, fid: int, offset: int, count: int) -> bytes:
+    fields = struct.pack("<HIHHIH", fid, offset, count, count, 0, 0)
+    return smb1(0x2E, mid, bytes([10]) + andx() + fields + b"\0\0", tid=tid)
+
+
+def smb1_read_response(mid: int, tid: int, data: bytes) -> bytes:
+    fields = struct.pack("<HHHHHH8s", 0, 0, 0, len(data), 60, 0, b"\0" * 8)
+    body = bytes([12]) + andx() + fields + struct.pack("<H", len(data) + 1) + b"\0" + data
+    return smb1(0x2E, mid, body, tid=tid)
+
+
+def smb1_close_request(mid: int, tid: int, fid: int) -> bytes:
+    return smb1(0x04, mid, bytes([3]) + struct.pack("<HIH", fid, 0, 0), tid=tid)
+
+
+def test_smb1_tree_create_read_close_logs_and_file() -> None:
+    ctx = FakeContext(tcp_conn(445))
+    a = smb.SmbAnalyzer(ctx)
+    feed(a, True, nbss(smb1_tree_connect_request(1, "\\\\SRV\\DATA")), 1.0)
+    feed(a, False, nbss(smb1_tree_connect_response(1, 2048, b"A:", "NTFS")), 1.1)
+    (m,) = ctx.logs("smb_mapping")
+    assert (m["path"], m["service"], m["native_file_system"], m["share_type"], m["ts"]) == (
+        "\\\\SRV\\DATA", "A:", "NTFS", "DISK", 1.0,
+    )  # fmt: skip
+    feed(a, True, nbss(smb1_create_request(2, 2048, "docs\\a.txt")), 2.0)
+    feed(a, False, nbss(smb1_create_response(2, 2048, 0x4001, 5)), 2.1)
+    (row,) = ctx.logs("smb_files")  # SMB1's create reply logs before any path is known
+    assert (row["action"], row["name"], row["size"], row["path"]) == (
+        "SMB::FILE_OPEN", "docs\\a.txt", 5, None,
+    )  # fmt: skip
+    feed(a, True, nbss(smb1_read_request(3, 2048, 0x4001, 0, 5)), 3.0)
+    feed(a, False, nbss(smb1_read_response(3, 2048, b"hello")), 3.1)
+    (f,) = ctx.logs("files")
+    assert (f["filename"], f["seen_bytes"], f["total_bytes"], f["is_orig"]) == (
+        "docs\\a.txt", 5, 5, False,
+    )  # fmt: skip
+    feed(a, True, nbss(smb1_close_request(4, 2048, 0x4001)), 4.0)
+    assert len(ctx.logs("smb_files")) == 1 and ctx.violations == []
+    assert ctx.confirmed == ["smb"]
+
+
+def test_smb1_ipc_tree_is_a_pipe_and_pipe_names_are_heuristic_pipes() -> None:
+    ctx = FakeContext(tcp_conn(445))
+    a = smb.SmbAnalyzer(ctx)
+    feed(a, True, nbss(smb1_tree_connect_request(1, "\\\\SRV\\IPC$")))
+    feed(a, False, nbss(smb1_tree_connect_response(1, 7, b"IPC", "")))
+    (m,) = ctx.logs("smb_mapping")
+    assert m["share_type"] == "PIPE" and m["service"] == "IPC" and m["native_file_system"] is None
+    assert 7 in a.smb2.tree_is_pipe
+    feed(a, True, nbss(smb1_create_request(2, 9, "samr")))  # on an unseen tree: the heuristic
+    assert 9 in a.smb2.tree_is_pipe
+
+
+def test_smb1_andx_chain_runs_the_chained_command_first_and_checks_offsets() -> None:
+    ctx = FakeContext(tcp_conn(445))
+    a = smb.SmbAnalyzer(ctx)
+    path = b"\0" + utf16("\\\\SRV\\X") + b"\0\0" + b"?????\0"
+    tree = bytes([4]) + andx() + struct.pack("<HHH", 0, 1, len(path)) + path
+    blob = NEG_TOKEN_INIT
+    strings = utf16("OS") + b"\0\0" + utf16("LM") + b"\0\0"
+    setup_len = 1 + 4 + 2 + 2 + 2 + 4 + 2 + 4 + 4 + 2 + len(blob)
+    pad = (32 + setup_len) % 2  # the strings align to the record
+    setup_len += pad + len(strings)
+    setup = (
+        bytes([12])
+        + andx(0x75, 32 + setup_len)
+        + struct.pack("<HHHIHII", 4356, 50, 0, 0, len(blob), 0, 0xD4)
+        + struct.pack("<H", len(blob) + pad + len(strings))
+        + blob
+        + b"\0" * pad
+        + strings
+    )
+    order: list[str] = []
+    real_confirm = ctx.confirm
+    a.script.smb1_tree_connect_request = lambda *args: order.append("tree")  # type: ignore[method-assign]
+    ctx.confirm = lambda service: (order.append(service), real_confirm(service))  # type: ignore[method-assign]
+    feed(a, True, nbss(smb1(0x73, 1, setup + tree)))
+    assert order == ["tree", "gssapi"]  # &let fields run after the nested command
+    assert ctx.violations == [] and ctx.weirds == []
+    # An AndX offset that does not advance (0, as in Zeek's own trace): the chain stops, with
+    # Zeek's weird; one just behind where the command ends is a negative length: an error.
+    feed(a, True, nbss(smb1(0x74, 2, bytes([2]) + andx(0x74, 0) + b"\0\0")))
+    assert ctx.weirds == [("smb_andx_offset_not_advancing", "")] and ctx.violations == []
+    feed(a, True, nbss(smb1(0x74, 3, bytes([2]) + andx(0x74, 10) + b"\0\0")))
+    assert len(ctx.violations) == 1

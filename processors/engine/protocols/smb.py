@@ -6,10 +6,10 @@ Three layers, mirroring Zeek so that odd traffic ends up logged the same way:
   TCP, resynchronisation after a gap (data is dropped until a delivery starts with an SMB
   header), confirmation (service ``smb``) after three deliveries without a parse error, a
   violation and resync on a parse error;
-* :mod:`.smb2` is the binpac SMB2 parser; SMB1 frames are recognised (they count towards
-  confirmation) but their commands are not analysed yet, and SMB3 transform (encrypted)
-  headers are read and skipped, as Zeek does;
-* :class:`Smb2Script` is ``base/protocols/smb`` (``main.zeek``, ``smb2-main.zeek``,
+* :mod:`.smb2` and :mod:`.smb1` are the binpac SMB2 and SMB1 parsers (SMB1: the commands
+  behind the default logs; see there); SMB3 transform (encrypted) headers are read and
+  skipped, as Zeek does;
+* :class:`SmbScript` is ``base/protocols/smb`` (``main.zeek``, ``smb1-main.zeek``, ``smb2-main.zeek``,
   ``files.zeek``): the command/tree/file maps keyed on message, tree and file ids, share
   mappings logged at each tree-connect reply, file actions logged (``SMB::logged_file_actions``,
   de-duplicated over ``recent_files``) at create replies, renames, deletes and new file
@@ -26,6 +26,7 @@ from typing import Any
 from wirestream.processors.engine.api import AnalyzerContext, AnalyzerSpec, Record, register
 from wirestream.processors.engine.protocols.bytereader import ParseError
 from wirestream.processors.engine.protocols.gssapi import gssapi_token_parses
+from wirestream.processors.engine.protocols.smb1 import Smb1Header, Smb1Parser
 from wirestream.processors.engine.protocols.smb2 import (
     MAX_PENDING_MESSAGES,
     SMB2_MAGIC,
@@ -180,8 +181,8 @@ def times_columns(times: MacTimes | None) -> Record:
 # ----------------------------------------------------------------------------- the scripts
 
 
-class Smb2Script:
-    """``base/protocols/smb`` for SMB2: receives the parser's events, writes the logs, feeds files."""
+class SmbScript:
+    """``base/protocols/smb``: receives both parsers' events, writes the logs, feeds files."""
 
     def __init__(self, ctx: AnalyzerContext, config: SmbConfig | None = None) -> None:
         self.ctx = ctx
@@ -410,6 +411,99 @@ class Smb2Script:
         if len(blob) >= 8 and not blob.startswith(b"NTLMSSP") and gssapi_token_parses(blob):
             self.ctx.confirm("gssapi")
 
+    # -- smb1-main.zeek -----------------------------------------------------------------------
+
+    def smb1_message(self, hdr: Smb1Header, is_orig: bool) -> None:
+        st = self._state()
+        tree = st.tid_map.get(hdr.tid)
+        if tree is None:
+            tree = st.tid_map[hdr.tid] = TreeInfo(ts=self.ts)
+        st.current_tree = tree
+        cmd = st.pending_cmds.get(hdr.mid)
+        if cmd is None:
+            cmd = CmdInfo(ts=self.ts, referenced_file=FileInfo(ts=self.ts), referenced_tree=tree)
+            st.pending_cmds[hdr.mid] = cmd
+        st.current_cmd = cmd
+        if not is_orig:
+            del st.pending_cmds[hdr.mid]  # the priority -5 handler (no PENDING replies in SMB1)
+
+    def smb1_tree_connect_request(self, hdr: Smb1Header, path: bytes, service: bytes) -> None:
+        cmd = self._state().current_cmd
+        assert cmd is not None
+        cmd.referenced_tree = TreeInfo(ts=self.ts, path=text(path), service=text(service))
+
+    def smb1_tree_connect_response(self, hdr: Smb1Header, service: bytes, fs: bytes) -> None:
+        st = self._state()
+        cmd = st.current_cmd
+        assert cmd is not None
+        tree = cmd.referenced_tree
+        if tree is None:
+            self.ctx.weird("smb_tree_connect_andx_response_without_tree")
+            return
+        tree.service = text(service)
+        if service == b"IPC":
+            tree.share_type = "PIPE"
+        if fs:
+            tree.native_file_system = text(fs)
+        st.current_tree = st.tid_map[hdr.tid] = tree
+        self.ctx.emit("smb_mapping", self.tree_record(tree))
+
+    def smb1_create_request(self, hdr: Smb1Header, name: bytes) -> None:
+        st = self._state()
+        cmd = st.current_cmd
+        assert cmd is not None
+        f = FileInfo(ts=self.ts, name=text(name), action="FILE_OPEN")
+        cmd.referenced_file = st.current_file = f
+
+    def smb1_create_response(self, hdr: Smb1Header, fid: int, size: int, times: MacTimes) -> None:
+        st = self._state()
+        cmd = st.current_cmd
+        assert cmd is not None and cmd.referenced_file is not None
+        f = cmd.referenced_file
+        f.action, f.fid, f.size = "FILE_OPEN", fid, size
+        if times.modified > 0.0:
+            f.times = times
+        st.fid_map[fid] = st.current_file = f
+        self.write_file_log()
+
+    def _smb1_fill_path(self) -> FileInfo:
+        """The priority -5 read/write handlers: the file takes the tree's path if it has none."""
+        st = self._state()
+        f = st.current_file
+        assert f is not None
+        if st.current_tree is not None and st.current_tree.path is not None and f.path is None:
+            f.path = st.current_tree.path
+        return f
+
+    def smb1_read_request(self, hdr: Smb1Header, fid: int) -> None:
+        self.set_current_file(fid)
+        self._smb1_fill_path().action = "FILE_READ"
+        self.write_file_log()
+
+    def smb1_write_request(self, hdr: Smb1Header, fid: int) -> None:
+        self.set_current_file(fid)
+        self._smb1_fill_path().action = "FILE_WRITE"  # writes are not logged (smb1-main.zeek)
+
+    def smb1_close_request(self, hdr: Smb1Header, fid: int) -> None:
+        st = self._state()
+        self.set_current_file(fid)
+        f = st.current_file
+        assert f is not None
+        f.action = "FILE_CLOSE"
+        closed = st.fid_map.pop(fid, None)
+        if closed is not None:
+            if st.current_tree is not None and st.current_tree.path is not None:
+                closed.path = st.current_tree.path
+            self.write_file_log()
+
+    def andx_weird(self, name: str) -> None:
+        """An AndX chain limit: a weird plus history X (Zeek's analyzer Weird + CheckHistory)."""
+        limit = getattr(self.ctx, "limit_reached_weird", None)
+        if limit is not None:
+            limit(name)
+        else:
+            self.ctx.weird(name)
+
     # -- files.zeek and the file manager ------------------------------------------------------
 
     def _file_handle(self) -> tuple | None:
@@ -474,8 +568,9 @@ class SmbAnalyzer:
         self.ctx = ctx
         state = getattr(ctx, "shared_state", None) or {}
         config: SmbConfig = state.get(CONFIG_KEY) or SmbConfig()
-        self.script = Smb2Script(ctx, config)
+        self.script = SmbScript(ctx, config)
         self.smb2 = Smb2Parser(self.script, config.max_pending_messages)
+        self.smb1 = Smb1Parser(self.script, self.smb2.tree_is_pipe)
         self.buffers = {True: bytearray(), False: bytearray()}
         # A direction whose frame was cut by a resync keeps binpac's half-parsed flow unit:
         # its next delivery fails to parse against the discarded buffer (one more violation).
@@ -551,8 +646,11 @@ class SmbAnalyzer:
                 if pos + 4 + TRANSFORM_HEADER_SIZE > end:
                     raise ParseError("SMB3 transform header past the end of the frame")
                 return
+            elif magic == SMB1_MAGIC:
+                self.smb1.pdu(frame, pos, end, is_orig, end - 4)
+                return
             else:
-                return  # SMB1 (commands not analysed) or an unknown protocol: chain ends
+                return  # an unknown protocol: binpac's empty case, the chain ends
 
 
 def _factory(ctx: AnalyzerContext) -> SmbAnalyzer:
