@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -126,9 +127,8 @@ class AnalyzeOptions:
     x509_in_files_log: bool = False  # X509::log_x509_in_files_log: certificates in files.log
     delay_teredo_confirmation: bool = True  # Tunnel::delay_teredo_confirmation
     x509_relog_after: float | None = None  # X509::relog_known_certificates_after (None: 1 day)
-    ftp_logged_commands: frozenset[str] | None = None  # FTP::logged_commands (None: Zeek's)
-    ftp_capture_password: bool = False  # FTP::default_capture_password
-    ftp_log_at_least_one_command: bool = True  # FTP::log_at_least_one_command
+    # Protocol options scripts redef: protocol -> {<Protocol>Config field: value}.
+    protocol_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     tcp_inactivity_timeout: float | None = None  # None: Zeek's defaults
     udp_inactivity_timeout: float | None = None
     icmp_inactivity_timeout: float | None = None
@@ -218,15 +218,11 @@ def build_engine(sink: Any, options: AnalyzeOptions) -> Any:
     if options.x509_relog_after is not None:
         x509_config = replace(x509_config, relog_after=options.x509_relog_after)
     x509.configure(engine.files, x509_config)
-    from wirestream.processors.engine.protocols import ftp
+    from wirestream.processors.engine.zeek_script import protocol_config_type
 
-    ftp_config = ftp.FtpConfig(
-        capture_password=options.ftp_capture_password,
-        log_at_least_one_command=options.ftp_log_at_least_one_command,
-    )
-    if options.ftp_logged_commands is not None:
-        ftp_config = replace(ftp_config, logged_commands=options.ftp_logged_commands)
-    ftp.configure(engine, ftp_config)
+    for protocol, values in options.protocol_configs.items():
+        config = protocol_config_type(protocol)(**values)  # its __post_init__ checks values
+        sys.modules[type(config).__module__].configure(engine, config)
     return engine
 
 

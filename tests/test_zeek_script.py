@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 import pytest
 from wirestream.processors.analyze_cli import AnalyzeOptions
@@ -20,6 +21,7 @@ from wirestream.processors.engine.zeek_script import (
     enabled_analyzers,
     enabled_logs,
     parse_interval,
+    protocol_config_type,
     settings_from_args,
     statements,
 )
@@ -33,7 +35,13 @@ def script(text: str) -> ZeekSettings:
 
 def test_every_override_names_an_analyze_option_and_every_extra_analyzer_exists():
     fields = {f.name for f in dataclasses.fields(AnalyzeOptions)}
-    assert {r.option for r in REDEFS.values()} <= fields
+    assert {r.option for r in REDEFS.values() if "." not in r.option} <= fields
+    for redef in REDEFS.values():
+        if "." in redef.option:
+            protocol, name = redef.option.split(".")
+            config = protocol_config_type(protocol)
+            assert name in {f.name for f in dataclasses.fields(config)}, redef
+            assert hasattr(sys.modules[config.__module__], "configure")
     assert {o for e in LOAD_EFFECTS.values() for o, _ in e.overrides} <= fields
     assert set().union(*EXTRA_ANALYZERS.values()) <= set(REGISTRY)
 
@@ -53,9 +61,12 @@ def test_history_flip_script():
 
 def test_set_redefs_add_and_remove():
     s = script('redef FTP::logged_commands += { "<init>", "AUTH" };\n')
-    assert s.overrides["ftp_logged_commands"] == LOGGED_COMMANDS | {"<init>", "AUTH"}
+    assert s.overrides["protocol_configs"]["ftp"]["logged_commands"] == LOGGED_COMMANDS | {
+        "<init>",
+        "AUTH",
+    }
     s = script('redef FTP::logged_commands -= { "USER" };')
-    assert s.overrides["ftp_logged_commands"] == LOGGED_COMMANDS - {"USER"}
+    assert s.overrides["protocol_configs"]["ftp"]["logged_commands"] == LOGGED_COMMANDS - {"USER"}
     s = ZeekSettings()
     apply_command_redef(s, "Site::local_nets+={192.168.2.0/24}")
     apply_command_redef(s, "Site::local_nets += { 10.0.0.0/8, [2001:db8::]/32 }")
@@ -154,3 +165,17 @@ def test_loaded_server_ports_are_tunnels_plus_loaded_analyzers_server_ports():
     dns = loaded_server_ports([REGISTRY["dns"]], LIKELY_SERVER_PORTS)
     assert 53 in dns["udp"] and 53 in dns["tcp"] and 80 not in dns["tcp"]
     assert dns["udp"] <= LIKELY_SERVER_PORTS["udp"]
+
+
+def test_protocol_options():
+    s = script(
+        "redef SMB::logged_file_actions += { SMB::FILE_READ, FILE_WRITE };\n"
+        "redef SMB::max_pending_messages = 5;\n"
+        "redef DHCP::max_txid_watch_time = 1min;\n"
+    )
+    smb = s.overrides["protocol_configs"]["smb"]
+    assert smb["logged_file_actions"] >= {"FILE_OPEN", "FILE_READ", "FILE_WRITE"}
+    assert smb["max_pending_messages"] == 5
+    assert s.overrides["protocol_configs"]["dhcp"] == {"max_txid_watch_time": 60.0}
+    with pytest.raises(ZeekScriptError, match="count"):
+        script("redef SIP::max_request_path_length = -1;")

@@ -16,13 +16,12 @@ broken syntax (unbalanced braces, an unterminated string or statement) raises
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-from .protocols.ftp import LOGGED_COMMANDS
 
 # Analyzers a base/protocols/<x> package brings besides the one named <x> (ftp schedules
 # ftp_data, ssl registers dtls). Which analyzers exist is the engine's registry's business.
@@ -177,31 +176,81 @@ def parse_string_set(text: str) -> frozenset[str]:
 # -- the options the engine honours -------------------------------------------------------------
 
 
+def parse_count(text: str) -> int:
+    if not text.isdigit():
+        raise ZeekScriptError(f"expected a count (0, 1, 2, ...), got {text!r}")
+    return int(text)
+
+
+def parse_enum_set(text: str) -> frozenset[str]:
+    """``{ SMB::FILE_READ, FILE_WRITE }`` -> the enum names without their module."""
+    out = set()
+    for item in _set_items(text):
+        if not re.fullmatch(r"[A-Za-z_][\w:]*", item):
+            raise ZeekScriptError(f"expected an enum name, got {item!r}")
+        out.add(item.rsplit("::", 1)[-1])
+    return frozenset(out)
+
+
+def protocol_config_type(protocol: str) -> type:
+    """The ``<Protocol>Config`` dataclass of ``protocols/<protocol>.py`` (which also has
+    ``configure(engine, config)``): where that protocol's redef-able options live."""
+    module = importlib.import_module(f"{__package__}.protocols.{protocol}")
+    return getattr(module, f"{protocol.capitalize()}Config")
+
+
 @dataclass(frozen=True)
 class Redef:
     """One redef-able Zeek option: how to read its value and which engine option it sets."""
 
-    option: str  # AnalyzeOptions field
+    option: str  # AnalyzeOptions field, or "<protocol>.<field>" of that protocol's config
     parse: Callable[[str], Any]
-    default: Any = None  # the value ``+=``/``-=`` start from
     sets: bool = False  # a set: ``+=`` adds, ``-=`` removes
 
 
 REDEFS: dict[str, Redef] = {
-    "Site::local_nets": Redef("local_nets", parse_subnet_set, (), sets=True),
+    "Site::local_nets": Redef("local_nets", parse_subnet_set, sets=True),
     "Tunnel::delay_teredo_confirmation": Redef("delay_teredo_confirmation", parse_bool),
     "X509::log_x509_in_files_log": Redef("x509_in_files_log", parse_bool),
     "X509::relog_known_certificates_after": Redef("x509_relog_after", parse_interval),
-    "FTP::logged_commands": Redef(
-        "ftp_logged_commands", parse_string_set, LOGGED_COMMANDS, sets=True
-    ),
-    "FTP::default_capture_password": Redef("ftp_capture_password", parse_bool),
-    "FTP::log_at_least_one_command": Redef("ftp_log_at_least_one_command", parse_bool),
     "tcp_inactivity_timeout": Redef("tcp_inactivity_timeout", parse_interval),
     "udp_inactivity_timeout": Redef("udp_inactivity_timeout", parse_interval),
     "icmp_inactivity_timeout": Redef("icmp_inactivity_timeout", parse_interval),
     "ignore_checksums": Redef("ignore_checksums", parse_bool),
+    "FTP::logged_commands": Redef("ftp.logged_commands", parse_string_set, sets=True),
+    "FTP::default_capture_password": Redef("ftp.capture_password", parse_bool),
+    "FTP::log_at_least_one_command": Redef("ftp.log_at_least_one_command", parse_bool),
+    "SMB::logged_file_actions": Redef("smb.logged_file_actions", parse_enum_set, sets=True),
+    "SMB::max_pending_messages": Redef("smb.max_pending_messages", parse_count),
+    "SMB::enable_clear_script_state": Redef("smb.enable_clear_script_state", parse_bool),
+    "SIP::sip_methods": Redef("sip.sip_methods", parse_string_set, sets=True),
+    "SIP::max_request_path_length": Redef("sip.max_request_path_length", parse_count),
+    "SIP::max_response_path_length": Redef("sip.max_response_path_length", parse_count),
+    "DHCP::max_txid_watch_time": Redef("dhcp.max_txid_watch_time", parse_interval),
+    "DHCP::max_uids_per_log_entry": Redef("dhcp.max_uids_per_log_entry", parse_count),
+    "DHCP::max_msg_types_per_log_entry": Redef("dhcp.max_msg_types_per_log_entry", parse_count),
+    "DHCP::max_tracked_transactions": Redef("dhcp.max_tracked_transactions", parse_count),
 }
+
+
+def _current(settings: ZeekSettings, option: str) -> Any:
+    """An option's value so far: set by an earlier redef, else its default."""
+    if "." in option:
+        protocol, name = option.split(".", 1)
+        configured = settings.overrides.get("protocol_configs", {}).get(protocol, {})
+        if name in configured:
+            return configured[name]
+        return getattr(protocol_config_type(protocol)(), name)
+    return settings.overrides.get(option, ())
+
+
+def _store(settings: ZeekSettings, option: str, value: Any) -> None:
+    if "." in option:
+        protocol, name = option.split(".", 1)
+        configs = settings.overrides.setdefault("protocol_configs", {})
+        configs.setdefault(protocol, {})[name] = value
+    else:
+        settings.overrides[option] = value
 
 
 def apply_redef(settings: ZeekSettings, name: str, op: str, value: str, where: str = "") -> None:
@@ -215,18 +264,16 @@ def apply_redef(settings: ZeekSettings, name: str, op: str, value: str, where: s
         return
     parsed = spec.parse(value.strip())
     if op == "=":
-        settings.overrides[spec.option] = parsed
+        _store(settings, spec.option, parsed)
         return
     if not spec.sets:
         raise ZeekScriptError(f"redef {name} {op}: {name} is not a set")
-    current = settings.overrides.get(spec.option, spec.default)
+    current = _current(settings, spec.option)
     if op == "+=":
         merged = tuple(current) + tuple(v for v in parsed if v not in current)
     else:
         merged = tuple(v for v in current if v not in parsed)
-    settings.overrides[spec.option] = (
-        frozenset(merged) if isinstance(spec.default, frozenset) else merged
-    )
+    _store(settings, spec.option, frozenset(merged) if isinstance(current, frozenset) else merged)
 
 
 # -- loads --------------------------------------------------------------------------------------
@@ -250,7 +297,8 @@ def apply_load(settings: ZeekSettings, name: str, where: str = "") -> None:
     settings.loads.append(norm)
     effect = LOAD_EFFECTS.get(norm)
     if effect is None and norm.startswith("base/protocols/"):
-        from .api import REGISTRY  # complete: importing .protocols.ftp registered them all
+        from . import protocols  # noqa: F401  (registers every analyzer)
+        from .api import REGISTRY
 
         proto = norm.split("/")[2]
         settings.features |= PROTOCOL_PULLS.get(proto, frozenset())
