@@ -6,8 +6,9 @@ runs; re-produced only if the count differs), then in the same run times:
 * plain: confluent-kafka consumer, per-message fastavro decode into dicts, ``pd.DataFrame``;
 * wirestream: ``read()`` of the whole time span, and ``windows()`` over it (1-minute windows);
 
-and prints rows/s of each, the ratio, peak memory per million rows (tracemalloc does not see
-Rust/librdkafka allocations, so the growth of the kernel's peak-RSS mark is printed), plus live latency: records produced
+each in a fresh process, and prints rows/s of each, the ratios (wall and CPU), peak memory per
+million rows (the growth of the kernel's peak-RSS mark: tracemalloc does not see Rust/librdkafka
+allocations), and the load average; then decode alone; then live latency: records produced
 one by one while ``windows()`` (``--live-every``, default 250 ms windows, 0 lateness) is open:
 p50/p99 of hand-out minus the window's end and of hand-out minus produce; and ``tail()``:
 p50/p99 of produce -> visible in a fresh call.
@@ -19,10 +20,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import gc
 import io
+import json
 import os
 import random
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -189,9 +194,10 @@ class Timing:
     seconds: float  # wall clock
     cpu: float  # CPU seconds of this process, all threads (librdkafka, polars, Python)
     rows: int
+    peak_mb: float = 0.0  # growth of the process's peak RSS during the run
 
 
-def timed(label: str, fn, rows_of) -> Timing:
+def timed(fn, rows_of) -> Timing:
     """Wall and CPU time of fn(); CPU time is what this process did, whatever the machine load
     (the broker and other jobs share the 2 cores), so its ratio is the steadier comparison."""
     gc.collect()
@@ -200,15 +206,17 @@ def timed(label: str, fn, rows_of) -> Timing:
     result = fn()
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu0
     rows = rows_of(result)
-    grew = peak_mb() - before
-    per_m = grew / max(rows, 1) * 1e6
+    del result
+    return Timing(elapsed, cpu, rows, peak_mb() - before)
+
+
+def show(label: str, t: Timing) -> None:
+    per_m = t.peak_mb / max(t.rows, 1) * 1e6
     print(
-        f"{label:<28} {rows:>10,} rows {elapsed:6.2f}s {rows / elapsed:>10,.0f} rows/s | "
-        f"CPU {cpu:6.2f}s {rows / cpu:>10,.0f} rows/CPU-s | peak RSS +{grew:,.0f} MB "
+        f"{label:<28} {t.rows:>10,} rows {t.seconds:6.2f}s {t.rows / t.seconds:>10,.0f} rows/s | "
+        f"CPU {t.cpu:6.2f}s {t.rows / t.cpu:>10,.0f} rows/CPU-s | peak RSS +{t.peak_mb:,.0f} MB "
         f"({per_m:,.0f} MB per 1M rows)"
     )
-    del result
-    return Timing(elapsed, cpu, rows)
 
 
 def ratio(fast: Timing, slow: Timing) -> str:
@@ -356,47 +364,21 @@ def live_tail(settings: Settings, samples: int) -> None:
     print(f"live tail(5): {samples} records  {spread(lat)}  (produce, ack, fresh tail() call)")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=N_DEFAULT, help="records in the topic")
-    parser.add_argument("--reproduce", action="store_true", help="produce the data again")
-    parser.add_argument("--skip-plain", action="store_true", help="skip the slow baseline")
-    parser.add_argument("--live", type=int, default=300, help="live-latency samples (0: skip)")
-    parser.add_argument(
-        "--live-every", type=float, default=0.25, help="window length (s) for live latency"
-    )
-    parser.add_argument("--live-only", action="store_true", help="only the live-latency part")
-    args = parser.parse_args()
+RUNS = {
+    "read-pandas": "wirestream read() pandas",
+    "read-polars": "wirestream read() polars",
+    "windows": "wirestream windows(1min)",
+    "plain": "plain (fastavro per message)",
+}
 
+
+def one_run(name: str, settings: Settings) -> Timing:
+    """One measured path, after a small read to warm imports and the schema lookup."""
     from wirestream.consumers import read, windows
 
-    settings = resolve_bootstrap(load_settings()).with_overrides(topic_prefix=BENCH_PREFIX)
-    if args.live_only:
-        live_windows(settings, args.live, args.live_every)
-        live_tail(settings, max(20, args.live // 3))
-        return
-    topic = topics.log_topic(LOG, settings)
-    have = topic_count(settings, topic)
-    if args.reproduce or have != args.records:
-        print(f"producing {args.records:,} conn records to {topic} (topic has {have})")
-        produce(settings, args.records)
-
-    print(f"\n{topic}: {args.records:,} records, 3 partitions, ts over {SPAN_S:.0f}s")
-    print(f"load average at start: {load()} ({os.cpu_count()} CPUs, shared with the broker)")
     start = pd.Timestamp(T0, unit="s", tz="UTC")
     end = start + pd.Timedelta(seconds=SPAN_S + 10)
-
-    read(LOG, start, start + pd.Timedelta(seconds=1), settings=settings, progress=False)  # warm-up
-    fast = timed(
-        "wirestream read() pandas",
-        lambda: read(LOG, start, end, settings=settings, progress=False),
-        len,
-    )
-    timed(
-        "wirestream read() polars",
-        lambda: read(LOG, start, end, settings=settings, output="polars", progress=False),
-        len,
-    )
+    read(LOG, start, start + pd.Timedelta(seconds=1), settings=settings, progress=False)
 
     def all_windows() -> int:
         rows = 0
@@ -412,12 +394,68 @@ def main() -> None:
                 rows += len(frame)
         return rows
 
-    win = timed("wirestream windows(1min)", all_windows, lambda r: r)
-    if not args.skip_plain:
-        plain = timed("plain (fastavro per message)", lambda: plain_read(settings), len)
+    if name == "windows":
+        return timed(all_windows, lambda r: r)
+    if name == "plain":
+        return timed(lambda: plain_read(settings), len)
+    output = name.split("-")[1]
+    return timed(
+        lambda: read(LOG, start, end, settings=settings, output=output, progress=False), len
+    )
+
+
+def one_run_in_subprocess(name: str) -> Timing:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--one", name],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return Timing(**json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=N_DEFAULT, help="records in the topic")
+    parser.add_argument("--reproduce", action="store_true", help="produce the data again")
+    parser.add_argument("--skip-plain", action="store_true", help="skip the slow baseline")
+    parser.add_argument("--live", type=int, default=300, help="live-latency samples (0: skip)")
+    parser.add_argument(
+        "--live-every", type=float, default=0.25, help="window length (s) for live latency"
+    )
+    parser.add_argument("--live-only", action="store_true", help="only the live-latency part")
+    parser.add_argument("--one", choices=sorted(RUNS), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    settings = resolve_bootstrap(load_settings()).with_overrides(topic_prefix=BENCH_PREFIX)
+    if args.one:
+        print(json.dumps(dataclasses.asdict(one_run(args.one, settings))))
+        return
+    if args.live_only:
+        live_windows(settings, args.live, args.live_every)
+        live_tail(settings, max(20, args.live // 3))
+        return
+    topic = topics.log_topic(LOG, settings)
+    have = topic_count(settings, topic)
+    if args.reproduce or have != args.records:
+        print(f"producing {args.records:,} conn records to {topic} (topic has {have})")
+        produce(settings, args.records)
+
+    print(f"\n{topic}: {args.records:,} records, 3 partitions, ts over {SPAN_S:.0f}s")
+    print(f"load average at start: {load()} ({os.cpu_count()} CPUs, shared with the broker)")
+    print("each line: a fresh process (imports and a small read first), so no run inherits")
+    print("another's allocator memory in its peak-RSS figure")
+    got = {}
+    for name, label in RUNS.items():
+        if name == "plain" and args.skip_plain:
+            continue
+        got[name] = one_run_in_subprocess(name)
+        show(label, got[name])
+    if "plain" in got:
+        plain = got["plain"]
         print(
-            f"\nread()/plain: {ratio(fast, plain)};  windows()/plain: {ratio(win, plain)}"
-            "  (target >= 10x, >= 300k rows/s)"
+            f"\nread()/plain: {ratio(got['read-pandas'], plain)};  windows()/plain: "
+            f"{ratio(got['windows'], plain)}  (target >= 10x, >= 300k rows/s)"
         )
     print(f"load average after the throughput runs: {load()}")
     decode_only(settings, 200_000)
@@ -463,8 +501,10 @@ def decode_only(settings: Settings, n: int) -> None:
 
     decode_frame(values[:100], cache)  # warm-up: first use loads pandas/Arrow extension code
     print(f"\ndecode only ({n:,} messages already in memory -> pandas):")
-    fast = timed("  wirestream decode_frame", lambda: decode_frame(values, cache)[0], len)
-    slow = timed("  fastavro per message", plain, len)
+    fast = timed(lambda: decode_frame(values, cache)[0], len)
+    show("  wirestream decode_frame", fast)
+    slow = timed(plain, len)
+    show("  fastavro per message", slow)
     print(f"  ratio: {ratio(fast, slow)}")
 
 
