@@ -11,6 +11,7 @@ from analyzer_ctx import FakeContext, tcp_conn
 from engine_kit import ListSink, TcpTalk
 from wirestream.processors.engine.engine import Engine
 from wirestream.processors.engine.protocols import gssapi, smb, smb2
+from wirestream.processors.engine.protocols import smb1 as smb1_mod
 
 # ----------------------------------------------------------------------------- message builders
 
@@ -563,3 +564,31 @@ def test_smb1_andx_chain_runs_the_chained_command_first_and_checks_offsets() -> 
     assert ctx.weirds == [("smb_andx_offset_not_advancing", "")] and ctx.violations == []
     feed(a, True, nbss(smb1(0x74, 3, bytes([2]) + andx(0x74, 10) + b"\0\0")))
     assert len(ctx.violations) == 1
+
+
+def test_smb1_negotiate_reply_with_extended_security_confirms_gssapi_first() -> None:
+    ctx = FakeContext(tcp_conn(445))
+    a = smb.SmbAnalyzer(ctx)
+    dialects = b"\x02PC NETWORK PROGRAM 1.0\0\x02NT LM 0.12\0"
+    feed(a, True, nbss(smb1(0x72, 1, b"\0" + struct.pack("<H", len(dialects)) + dialects)))
+    blob = NEG_TOKEN_INIT
+    fields = struct.pack("<BHHIIII QHB", 3, 50, 1, 16644, 65536, 0, 0x8000E3FD, 0, 0, 0)
+    body = bytes([17]) + struct.pack("<H", 1) + fields + struct.pack("<H", 16 + len(blob))
+    feed(a, False, nbss(smb1(0x72, 1, body + b"G" * 16 + blob)))
+    assert ctx.confirmed == ["gssapi"] and ctx.violations == []
+    feed(a, True, nbss(smb1(0x72, 2, b"\0\x09\0\x02NT L")))  # byte_count past the message
+    assert len(ctx.violations) == 1
+
+
+def test_smb1_strings_without_terminator_end_with_the_data() -> None:
+    """Zeek's own cifs_negotiate_lanman trace: an ASCII domain read as Unicode has no NUL unit;
+    binpac's &until array ends with the message, no error (the name is the odd UTF-16)."""
+    ctx = FakeContext(tcp_conn(445))
+    a = smb.SmbAnalyzer(ctx)
+    fields = struct.pack("<HHHHHIHHHHH", 3, 4356, 32, 1, 0, 0, 0x2833, 0x5B3A, 0x14A, 8, 0)
+    data = bytes(range(1, 9)) + b"WORKGROUP\0"
+    body = bytes([13]) + struct.pack("<H", 3) + fields + struct.pack("<H", len(data)) + data
+    feed(a, False, nbss(smb1(0x72, 1, body)))
+    assert ctx.violations == []
+    r = smb1_mod._R(b"WORKGROUP\0", 0, 10, 0)
+    assert r.string(True, 0) == "\u4f57\u4b52\u5247\u554f\u0050".encode() and r.pos == 10

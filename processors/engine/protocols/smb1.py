@@ -27,6 +27,8 @@ MAX_ANDX_DEPTH = 10  # SMB::max_andx_depth
 NO_FURTHER_COMMANDS = 0xFF
 
 COM_CLOSE = 0x04
+COM_NEGOTIATE = 0x72
+EXTENDED_SECURITY = 0x80000000  # negotiate capability: the reply carries a GSSAPI blob
 COM_READ_ANDX, COM_WRITE_ANDX = 0x2E, 0x2F
 COM_TREE_DISCONNECT = 0x71
 COM_SESSION_SETUP_ANDX, COM_LOGOFF_ANDX, COM_TREE_CONNECT_ANDX = 0x73, 0x74, 0x75
@@ -113,22 +115,23 @@ class _R:
 
     def string(self, unicode: bool, record_start: int) -> bytes:
         """``SMB_string``: NUL-terminated ASCII (the NUL dropped), or UTF-16 aligned to the
-        record and ended by a NUL unit, converted as Zeek's ``utf16_to_utf8_val``."""
+        record and ended by a NUL unit, converted as Zeek's ``utf16_to_utf8_val``. Like
+        binpac's ``&until`` arrays, a string without its terminator ends with the data."""
         if not unicode:
             nul = self.data.find(b"\0", self.pos, self.end)
-            if nul < 0:
-                raise ParseError("ASCII string runs past the end of the message")
-            out = self.data[self.pos : nul]
-            self.pos = nul + 1
+            out = self.data[self.pos : self.end if nul < 0 else nul]
+            self.pos = self.end if nul < 0 else nul + 1
             return out
         if (self.pos - record_start) & 1:
             self.take(1)
         start = self.pos
-        while True:
-            b = self.u8()
+        while self.pos < self.end:
+            b = self.data[self.pos]
+            self.pos += 1
             n = self.pos - start
             if b == 0 and n % 2 == 0 and self.data[self.pos - 2] == 0:
-                return utf16_text(self.data[start : self.pos])
+                break
+        return utf16_text(self.data[start : self.pos])
 
 
 class Smb1Parser:
@@ -170,8 +173,45 @@ class Smb1Parser:
                 r.take(3)  # SMB_empty_response
         elif command == COM_TREE_DISCONNECT:
             r.take(3)
+        elif command == COM_NEGOTIATE:
+            self._negotiate(r, start, hdr, is_orig)
         else:
             r.pos = r.end  # unknown_msg: bytestring &restofdata
+
+    def _negotiate(self, r: _R, start: int, hdr: Smb1Header, is_orig: bool) -> None:
+        word_count = r.u8()
+        if is_orig:  # dialects: SMB_dialect[] &length=byte_count
+            byte_count = r.u16()
+            first = r.pos
+            r.take(byte_count)
+            dialects = _R(r.data, first, first + byte_count, r.base)
+            while dialects.pos < dialects.end:
+                dialects.u8()
+                dialects.string(False, start)
+            return
+        r.take(2)  # dialect index
+        if word_count == 0x01:
+            r.take(2)
+        elif word_count == 0x0D:  # LANMAN
+            r.take(2 * 5 + 4 + 2 * 3)
+            key_length = r.u16()
+            r.take(2 + 2)
+            r.take(key_length)
+            r.string(hdr.unicode, start + 3)
+        elif word_count == 0x11:  # NT LM 0.12
+            r.take(1 + 2 + 2 + 4 + 4 + 4)
+            capabilities = r.u32()
+            r.take(8 + 2)
+            key_length = r.u8()
+            byte_count = r.u16()
+            if capabilities & EXTENDED_SECURITY:
+                r.take(16)  # server GUID
+                self.events.security_blob(r.take(byte_count - 16), False)
+            else:
+                r.take(key_length)
+                r.string(hdr.unicode, start + 3)
+        else:
+            raise ParseError(f"negotiate reply with word count {word_count}")
 
     # -- AndX commands: fields, then the chained command, then this command's &let -----------
 
