@@ -45,7 +45,9 @@ SMB3_TRANSFORM_MAGIC = b"\xfdSMB"
 TRANSFORM_HEADER_SIZE = 16 + 16 + 4 + 2 + 2 + 8
 NBSS_SESSION_MESSAGE = 0
 CONFIRM_AFTER_CHUNKS = 3  # SMB_Analyzer confirms after 3 deliveries without a binpac exception
-FLOWBUFFER_CAPACITY_MAX = 10 * 1024 * 1024  # BinPAC::flowbuffer_capacity_max
+# binpac's flow buffer doubles from 512 bytes and may not pass 10 MiB (flowbuffer_capacity_max):
+# the largest frame it can hold is 8 MiB; a bigger one is a binpac exception.
+FLOWBUFFER_LARGEST_FRAME = 8 * 1024 * 1024
 RECENT_FILES_EXPIRE = 180.0  # SMB::State$recent_files &read_expire=3min
 FILE_DELETE_ON_CLOSE = 0x00001000
 
@@ -619,7 +621,7 @@ class SmbAnalyzer:
         pos = 0
         while len(buf) - pos >= 4:
             length = int.from_bytes(buf[pos + 1 : pos + 4], "big")
-            if length + 4 > FLOWBUFFER_CAPACITY_MAX:
+            if length + 4 > FLOWBUFFER_LARGEST_FRAME:
                 raise ParseError(f"NetBIOS frame of {length} bytes exceeds the flow buffer")
             end = pos + 4 + length
             if len(buf) < end:

@@ -19,7 +19,6 @@ from wirestream.processors.engine.protocols.bytereader import ParseError
 
 MASK64 = (1 << 64) - 1
 SMB2_MAGIC = b"\xfeSMB"
-HEADER_SIZE = 64  # protocol id + the fixed SMB2 header fields
 STATUS_PENDING = 0x00000103
 STATUS_BUFFER_OVERFLOW = 0x80000005
 STATUS_INVALID_PARAMETER = 0xC000000D
