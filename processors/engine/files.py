@@ -71,6 +71,7 @@ class FileHandle:
     total_bytes: int | None = None
     analyzers: list[str] = field(default_factory=list)
     on_sniff: Callable[[FileHandle, str | None], None] | None = None
+    on_end: Callable[[FileHandle], None] | None = None  # Zeek's file_state_remove, any cause
     last_active: float = 0.0
     seen_bytes: int = 0
     missing_bytes: int = 0
@@ -206,7 +207,10 @@ class FileHandle:
         if not self.sniffed and not self.bof_broken and self.bof:
             self._sniff()
         self.done = True
-        return self.manager._finish(self)
+        rec = self.manager._finish(self)
+        if self.on_end is not None:
+            self.on_end(self)
+        return rec
 
 
 class FileManager:
