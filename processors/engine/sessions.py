@@ -333,6 +333,7 @@ class Connection:
         "orig_h",
         "orig_p",
         "resp_h",
+        "_conn_id",
     )
 
     def __init__(
@@ -351,6 +352,7 @@ class Connection:
         self.key = key
         self.uid = uid
         self.orig_h, self.orig_p, self.resp_h, self.resp_p = src, sport, dst, dport
+        self._conn_id: ConnId | None = None  # made on first use, again after a flip
         self.ip_proto = ip_proto
         self.transport = TRANSPORT_NAMES.get(ip_proto, "unknown_transport")
         self.start_time = t
@@ -380,7 +382,12 @@ class Connection:
 
     # -- identity ---------------------------------------------------------------------------
     def conn_id(self) -> ConnId:
-        return ConnId(self.orig_h, self.orig_p, self.resp_h, self.resp_p, self.transport)
+        cid = self._conn_id
+        if cid is None:  # ConnId is frozen: one per orientation serves every caller
+            cid = self._conn_id = ConnId(
+                self.orig_h, self.orig_p, self.resp_h, self.resp_p, self.transport
+            )
+        return cid
 
     def id_tuple(self) -> tuple[str, int, str, int]:
         return (self.orig_h, self.orig_p, self.resp_h, self.resp_p)
@@ -389,6 +396,7 @@ class Connection:
         """Swap originator and responder (Zeek's Connection::FlipRoles), noting ``^``."""
         self.orig_h, self.resp_h = self.resp_h, self.orig_h
         self.orig_p, self.resp_p = self.resp_p, self.orig_p
+        self._conn_id = None
         self.orig_pkts, self.resp_pkts = self.resp_pkts, self.orig_pkts
         self.orig_ip_bytes, self.resp_ip_bytes = self.resp_ip_bytes, self.orig_ip_bytes
         if self.l2 is not None:

@@ -85,6 +85,7 @@ class Endpoint:
 
     __slots__ = (
         "session",
+        "conn",
         "is_orig",
         "peer",
         "state",
@@ -109,6 +110,7 @@ class Endpoint:
 
     def __init__(self, session: TcpSession, is_orig: bool) -> None:
         self.session = session
+        self.conn: Connection = session.conn  # the session's, for good
         self.is_orig = is_orig
         self.peer: Endpoint = self
         self.state = self.prev_state = INACTIVE
@@ -119,13 +121,9 @@ class Endpoint:
         self.did_close = False
         self.start_time = self.last_time = 0.0
         self.hist_last_syn = self.hist_last_fin = self.hist_last_rst = 0
-        # [count, threshold] for the scaled history letters C, T, W, G.
-        self.counters = {"C": [0, 1], "T": [0, 1], "W": [0, 1], "G": [0, 1]}
+        # [count, threshold] for the scaled history letters C, T, W, G (made on first use).
+        self.counters: dict[str, list[int]] = {}
         self.reassembler = Reassembler(self)
-
-    @property
-    def conn(self) -> Connection:
-        return self.session.conn
 
     def set_state(self, new_state: int) -> None:
         if new_state != self.state:
@@ -189,7 +187,9 @@ class Endpoint:
         self.conn.add_history(code if self.is_orig else code.lower())
 
     def scaled(self, letter: str) -> None:
-        counter = self.counters[letter]
+        counter = self.counters.get(letter)
+        if counter is None:
+            counter = self.counters[letter] = [0, 1]
         counter[0] += 1
         if counter[0] == counter[1]:
             self.conn.add_history(letter if self.is_orig else letter.lower())
@@ -342,7 +342,7 @@ class Reassembler:
             if b_seq == self.last_reassem_seq:
                 self.last_reassem_seq += b_upper - b_seq
                 if not self.skip_deliveries:  # _deliver, inlined
-                    e.session.conn.deliver_stream(e.is_orig, data)
+                    e.conn.deliver_stream(e.is_orig, data)
                 n = len(blocks)
             idx += 1
         ack = (e.ack_wraps << 32) + e.ack_seq  # e.no_data_acked(), inlined
@@ -395,8 +395,14 @@ class Reassembler:
 
     def _gap(self, seq: int, length: int) -> None:
         endp = self.endp
-        conn = endp.session.conn
-        if _is_clean(endp) and _is_clean(endp.peer):
+        conn = endp.conn
+        peer = endp.peer
+        # _is_clean(endp) and _is_clean(peer), inlined
+        if (
+            endp.state == ESTABLISHED or (endp.state == CLOSED and endp.prev_state == ESTABLISHED)
+        ) and (
+            peer.state == ESTABLISHED or (peer.state == CLOSED and peer.prev_state == ESTABLISHED)
+        ):
             endp.scaled("G")
             conn.missed_bytes += length
         conn.deliver_gap(endp.is_orig, length)  # TcpSession.deliver_gap, inlined
@@ -409,7 +415,9 @@ class Reassembler:
         if seq <= self.trim_seq:
             return
         self.trim_to_seq(seq)
-        self.check_eof()
+        # check_eof's first tests inlined (CLOSED and RESET are the two highest states)
+        if not self.did_eof and (endp.fin_cnt > 0 or endp.state >= CLOSED):
+            self.check_eof()
 
     def check_eof(self) -> None:
         endp = self.endp

@@ -9,18 +9,21 @@ from __future__ import annotations
 import random
 
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_PAIRS = tuple(a + b for a in _ALPHABET for b in _ALPHABET)  # 0..3843 as two digits
 
 
 def base62(value: int) -> str:
     """Base62 digits of a non-negative integer (``0`` for zero), most significant first."""
     if value < 0:
         raise ValueError(f"base62 needs a non-negative integer, got {value}")
-    digits = []
-    while True:
-        value, rem = divmod(value, 62)
-        digits.append(_ALPHABET[rem])
-        if not value:
-            return "".join(reversed(digits))
+    pairs = []  # two digits per step: half the big-int divisions of a 96-bit uid
+    while value >= 62:
+        value, rem = divmod(value, 3844)
+        pairs.append(_PAIRS[rem])
+    text = "".join(reversed(pairs))
+    if value:
+        return _ALPHABET[value] + text
+    return text.lstrip("0") or "0"
 
 
 class UidGenerator:
