@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from wirestream.processors.engine.api import AnalyzerContext, ConnId, Record
+from wirestream.processors.engine.api import AnalyzerContext, AppAnalyzer, ConnId, Record
 
 
 class ChildContext:
@@ -42,8 +42,32 @@ class ChildContext:
     def violation(self, reason: str) -> None:
         self.removed = True
 
-    def weird(self, name: str, addl: str = "", ts: float | None = None) -> None:
-        self.parent.weird(name, addl, ts=ts)
+    def weird(
+        self, name: str, addl: str = "", ts: float | None = None, source: str | None = None
+    ) -> None:
+        if source is None:
+            self.parent.weird(name, addl, ts=ts)
+        else:  # a script-level weird naming its own source
+            self.parent.weird(name, addl, ts=ts, source=source)  # type: ignore[call-arg]
 
     def __getattr__(self, name: str) -> Any:  # flip_roles, limit_reached_weird ...
         return getattr(self.parent, name)
+
+
+class ChildAnalyzer:
+    """A child analyzer on its :class:`ChildContext`: fed until its violation removes it."""
+
+    def __init__(self, analyzer: AppAnalyzer, ctx: ChildContext) -> None:
+        self.analyzer = analyzer
+        self.ctx = ctx
+
+    def data(self, is_orig: bool, data: bytes, ts: float) -> None:
+        if not self.ctx.removed:
+            self.analyzer.data(is_orig, data, ts)
+
+    def gap(self, is_orig: bool, length: int, ts: float) -> None:
+        if not self.ctx.removed:
+            self.analyzer.gap(is_orig, length, ts)
+
+    def end(self, ts: float) -> None:
+        self.analyzer.end(ts)
