@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from wirestream.processors.engine.api import AnalyzerContext, AnalyzerSpec, ConnId, Record, register
+from wirestream.processors.engine.protocols import websocket
+from wirestream.processors.engine.protocols.child import ChildAnalyzer
 from wirestream.schemas.zeeklog.escape import bytes_text as text
 
 log = logging.getLogger(__name__)
@@ -907,12 +909,17 @@ class HttpAnalyzer:
         self.current_response = 0
         self.trans_depth = 0
         self.info: _Info | None = None  # c$http
+        self.websocket: websocket.WebSocketInfo | None = None  # c$websocket
+        self.upgrade_child: ChildAnalyzer | None = None  # what an upgrade handed the stream to
 
     # -- AppAnalyzer
 
     def data(self, is_orig: bool, data: bytes, ts: float) -> None:
         self.ts = ts
         if self.finished:
+            return
+        if self.upgrade_child is not None:
+            self.upgrade_child.data(is_orig, data, ts)
             return
         self.lines[is_orig].feed(data)
 
@@ -940,6 +947,8 @@ class HttpAnalyzer:
         self.request_made(True)
         self.reply_made(True)
         self.finished = True
+        if self.upgrade_child is not None:
+            self.upgrade_child.end(ts)
         for index in sorted(self.pending):
             if index != 0:
                 self._write(self.pending[index])
@@ -1177,6 +1186,9 @@ class HttpAnalyzer:
             and self.upgrade_protocol
         ):
             self.upgraded = True  # the rest of the connection is the upgraded protocol's
+            self.upgrade_child = websocket.upgrade(
+                self.ctx, self.upgrade_protocol, self.websocket, self.ts, self.info
+            )
         self.reply_code = 0
         self.upgrade_connection = False
         self.upgrade_protocol = b""
@@ -1212,6 +1224,10 @@ class HttpAnalyzer:
                 self.upgrade_connection = True
         elif lname == b"upgrade" and not is_orig:
             self.upgrade_protocol = _token(value)[0]
+        elif lname.startswith(b"sec-websocket-"):  # websocket/main.zeek's http_header
+            self.websocket = websocket.header(
+                self.websocket, self.ctx, self.ts, is_orig, lname, value
+            )
         # _set_state(is_orig), inlined
         index = self.current_request if is_orig else self.current_response
         info = self.pending.get(index)
@@ -1282,6 +1298,7 @@ class HttpAnalyzer:
 
     def _http_request(self) -> None:
         self._confirm()
+        self.websocket = None  # websocket/main.zeek's http_request handler
         method = self.request_method or b""
         if method and b"CONNECT".startswith(
             method.upper()
