@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import polars as pl
 import pyarrow as pa
-from wirestream.consumers.decode import column_in_order
+from wirestream.consumers.decode import column_in_order, take_rows
 from wirestream.schemas import frames
 
 if TYPE_CHECKING:
     from wirestream.consumers.decode import Column
+
+COLUMNWISE_ROWS = 200_000
 
 
 def _series(array: pa.ChunkedArray, col: Column | None, name: str) -> pd.Series:
@@ -39,14 +41,22 @@ def to_pandas(
 ) -> pd.DataFrame:
     """A pandas frame with Zeek dtypes; ``index`` (e.g. ``"ts"``) becomes the index if given.
 
-    Column by column: each is taken in ``order`` (row positions, e.g. ts order) and converted
-    before the next, so a sorted copy of the whole frame (and an Arrow copy of every text
-    column at once) never exists beside the result.
+    Rows are taken in ``order`` (positions, e.g. ts order) if given. A big frame is taken and
+    converted column by column, so a sorted copy of the whole frame (and an Arrow copy of every
+    text column at once) never exists beside the result; a small one in one go, which has less
+    per-call overhead (a 16k-row window: 8 ms instead of 12.5).
     """
-    data = {}
-    for name in frame.columns:
-        array = column_in_order(frame.get_column(name), order)
-        data[name] = _series(pa.chunked_array([array]), columns.get(name), name)
+    if order is not None and frame.height < COLUMNWISE_ROWS:
+        frame, order = take_rows(frame, order), None
+    if order is None:
+        table = frame.to_arrow()
+        arrays = ((name, table.column(name)) for name in table.column_names)
+    else:  # a generator: one column's Arrow copy at a time
+        arrays = (
+            (name, pa.chunked_array([column_in_order(frame.get_column(name), order)]))
+            for name in frame.columns
+        )
+    data = {name: _series(array, columns.get(name), name) for name, array in arrays}
     out = pd.DataFrame(data, copy=False) if data else pd.DataFrame()
     if index is not None:
         if index not in out.columns:

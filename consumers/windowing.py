@@ -351,7 +351,6 @@ class Windows:
             drop = self._drop_before.get(p, NO_DATA)
             floors[p] = drop if drop > floor else floor
         values = np.fromiter(map(Message.value, msgs), object, len(msgs))
-        offsets = np.fromiter(map(Message.offset, msgs), np.int64, len(msgs))
         floor_of = np.empty(len(msgs), np.int64)
         for p in seen:
             floor_of[parts == p] = floors[p]
@@ -371,11 +370,11 @@ class Windows:
                 bucket = buf.values.get(p)
                 if bucket is None:
                     bucket = buf.values[p] = []
-                    buf.first_offset[p] = int(offsets[first])
+                    buf.first_offset[p] = msgs[first].offset()
                 bucket += values[group].tolist()
         for p in seen:
             mine = parts == p
-            self._next_offset[p] = int(offsets[mine][-1]) + 1
+            self._next_offset[p] = msgs[int(np.flatnonzero(mine)[-1])].offset() + 1
             newest = int(stamps[mine].max())
             if newest > self._max_ts.get(p, NO_DATA):
                 self._max_ts[p] = newest

@@ -9,6 +9,7 @@ import polars as pl
 import pyarrow as pa
 import pytest
 from consumer_kit import T0, conn_record, conn_v7_schema
+from wirestream.consumers import pandas_out
 from wirestream.consumers.decode import BatchDecoder, decode_frame, to_output, ts_order
 from wirestream.schemas.avro import bundled_avro_schema
 from wirestream.schemas.codec import decode_many, encode_many
@@ -166,9 +167,14 @@ def test_ts_order_is_stable_nulls_last_and_none_when_already_ordered() -> None:
     assert ts_order(pl.DataFrame({"uid": ["b", "a"]})) is None  # no ts: input order
 
 
-@pytest.mark.parametrize("output", ["pandas", "polars", "arrow"])
-def test_output_in_ts_order_equals_sorting_first(output: str) -> None:
-    """Column-wise take in ts order (pandas) keeps every row whole, as a frame sort does."""
+@pytest.mark.parametrize(
+    ("output", "columnwise_rows"),
+    [("pandas", 0), ("pandas", 10**9), ("polars", 0), ("arrow", 0)],
+)
+def test_output_in_ts_order_equals_sorting_first(output: str, columnwise_rows, monkeypatch) -> None:
+    """Taking rows in ts order while converting (column by column for big frames, in one go
+    for small ones) keeps every row whole, as sorting the frame first does."""
+    monkeypatch.setattr(pandas_out, "COLUMNWISE_ROWS", columnwise_rows)
     recs = records(300)
     for i, rec in enumerate(recs):  # three interleaved runs, ties, and rows without ts
         rec["ts"] = None if i % 50 == 7 else T0 + (i % 3) * 10 + (i // 3) * 0.2 - (i % 2) * 0.2
