@@ -44,7 +44,9 @@ class FakeContext:
     def violation(self, reason: str) -> None:
         self.violations.append(reason)
 
-    def weird(self, name: str, addl: str = "", ts: float | None = None) -> None:
+    def weird(
+        self, name: str, addl: str = "", ts: float | None = None, source: str | None = None
+    ) -> None:  # source: a script-level weird names its own (AnalyzerSlot.weird's parameter)
         self.weirds.append((name, addl))
 
     def flip_roles(self) -> None:
