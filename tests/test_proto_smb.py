@@ -592,3 +592,21 @@ def test_smb1_strings_without_terminator_end_with_the_data() -> None:
     assert ctx.violations == []
     r = smb1_mod._R(b"WORKGROUP\0", 0, 10, 0)
     assert r.string(True, 0) == "\u4f57\u4b52\u5247\u554f\u0050".encode() and r.pos == 10
+
+
+def test_a_file_left_open_logs_the_current_file_again_when_it_times_out() -> None:
+    """main.zeek's file_state_remove writes the connection's current file whatever ended the
+    transfer: at the end of the trace an open write re-logs the last FILE_OPEN (without MAC
+    times Zeek has nothing to de-duplicate it by)."""
+    ctx = FakeContext(tcp_conn(445))
+    a = session(ctx)
+    feed(a, True, nbss(create_request(2, 5, "a.txt")), 3.0)
+    feed(a, False, nbss(create_response(2, 5, FID, 0)), 3.1)
+    feed(a, True, nbss(write_request(3, 5, FID, 0, b"partial")), 3.2)
+    feed(a, True, nbss(create_request(4, 5, "b.txt")), 3.3)
+    feed(a, False, nbss(create_response(4, 5, (0x46, 1), 0, modified=0)), 3.4)
+    assert [r["name"] for r in ctx.logs("smb_files")] == ["a.txt", "b.txt"]
+    ctx.files.finish()
+    (f,) = ctx.logs("files")
+    assert f["timedout"] is True and f["filename"] == "a.txt"
+    assert [r["name"] for r in ctx.logs("smb_files")] == ["a.txt", "b.txt", "b.txt"]

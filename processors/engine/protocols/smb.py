@@ -525,6 +525,8 @@ class SmbScript:
         handle = ctx.files.new_file(
             source="SMB", ts=self.ts, is_orig=is_orig, uid=ctx.uid, conn_id=ctx.conn_id, key=key
         )
+        if handle.on_end is None:  # file_state_remove goes to the file's first connection
+            handle.on_end = self._file_state_remove
         if handle.fuid not in self.announced:
             # file_over_new_connection is drained at once (File::FileEvent), before the data.
             self.announced.add(handle.fuid)
@@ -557,7 +559,12 @@ class SmbScript:
 
     def _end_file(self, handle: Any) -> None:
         handle.end(self.ts)
-        self.write_file_log()  # file_state_remove (priority -5)
+
+    def _file_state_remove(self, handle: Any) -> None:
+        """main.zeek's file_state_remove (priority -5): the file ended (closed, complete, timed
+        out or the trace ended): the connection's current file is logged if it qualifies."""
+        if self.state is not None and self.state.current_file is not None:
+            self.write_file_log()
 
 
 # ----------------------------------------------------------------------------- the analyzer
