@@ -191,9 +191,8 @@ class SmbScript:
         self.config = config or SmbConfig()
         self.state: ScriptState | None = None
         self.ts = 0.0
-        self.announced: set[str] = (
-            set()
-        )  # fuids this connection has seen (file_over_new_connection)
+        # fuids this connection has seen (file_over_new_connection fires once per connection)
+        self.announced: set[str] = set()
 
     # -- helpers from main.zeek ---------------------------------------------------------------
 
