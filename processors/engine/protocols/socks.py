@@ -268,6 +268,9 @@ class SocksAnalyzer:
         self.done[True] = True
 
     def _v4_reply(self, r: _Reader) -> None:
+        # Zeek's grammar reads the version byte before every message, so a SOCKS4 reply it
+        # parses is 0x04 followed by the 8 bytes of RFC's reply (VN, CD, port, address); the
+        # usual VN 0 reply is an unknown version to it (a violation), and so it is here.
         r.u8()  # zero
         status = r.u8()
         port = r.u16()
@@ -399,8 +402,9 @@ class SocksAnalyzer:
 
 _V4_CLIENT = re.compile(rb"\x04[\x01\x02].{0,32}\x00", re.S)
 _V4_SERVER = re.compile(rb"\x00[\x5a\x5b\x5c\x5d]")
-_V5_CLIENT = re.compile(rb"\x05.[\x00\x01\x02]", re.S)
-_V5_SERVER = re.compile(rb"\x05(?:\x00|\x01[\x00\x01\x02])")
+# Zeek 9's v5 signatures: the methods offered / chosen (0x04 unassigned, 0xff "no acceptable").
+_V5_CLIENT = re.compile(rb"\x05.[\x00-\x03\x05-\x09]", re.S)
+_V5_SERVER = re.compile(rb"\x05[\x00-\x03\x05-\x09\xff]")
 
 
 def sniff_socks(orig: bytes, resp: bytes) -> bool:
