@@ -43,6 +43,7 @@ PROTOCOL_PULLS: dict[str, frozenset[str]] = {
     "quic": frozenset({"weird"}),
     "smb": frozenset({"weird"}),
     "socks": frozenset({"tunnel"}),
+    "websocket": frozenset({"http", "weird", "tunnel"}),  # websocket loads base/protocols/http
 }
 # Logs written only when the script that creates them is loaded (always, without -b).
 GATED_LOGS: dict[str, str] = {
