@@ -24,6 +24,7 @@ import functools
 import logging
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, hmac
@@ -299,8 +300,24 @@ class LongHeader:
 
 
 # -- the script layer -----------------------------------------------------------------------------
-MAX_HISTORY_LENGTH = 100  # QUIC::max_history_length
-MAX_DISCARDED_PACKET_EVENTS = 100  # QUIC::max_discarded_packet_events (0: all, -1: none)
+@dataclass(frozen=True)
+class QuicConfig:
+    """The QUIC options a site may redef; the defaults are plain ``zeek -r``."""
+
+    max_history_length: int = 100  # QUIC::max_history_length
+    max_discarded_packet_events: int = 100  # QUIC::max_discarded_packet_events (0 all, -1 none)
+
+    def __post_init__(self) -> None:
+        if self.max_history_length < 0:
+            raise ValueError("QUIC::max_history_length must be a count")
+
+
+CONFIG_KEY = "quic_config"
+
+
+def configure(engine: Any, config: QuicConfig) -> None:
+    """Use ``config`` for the QUIC connections ``engine`` analyses from now on."""
+    engine.analyzer_state[CONFIG_KEY] = config
 
 
 @dataclass
@@ -352,6 +369,8 @@ class QuicAnalyzer:
             raise TypeError("QUIC needs the engine's AnalyzerSlot to attach its SSL child")
         self.ctx = ctx
         self.ts = 0.0
+        state = getattr(ctx, "shared_state", None) or {}
+        self.config: QuicConfig = state.get(CONFIG_KEY) or QuicConfig()
         # grammar context
         self.client_cid_len = 0
         self.server_cid_len = 0
@@ -397,7 +416,7 @@ class QuicAnalyzer:
         first = data[pos]
         if not first & 0x40:  # fixed bit clear: the rest of the datagram is discarded
             self.total_discarded += 1
-            limit = MAX_DISCARDED_PACKET_EVENTS
+            limit = self.config.max_discarded_packet_events
             if self.total_decrypted > 0 and (limit == 0 or 0 < self.total_discarded <= limit):
                 self._ev_discarded(is_orig)
             return len(data)
@@ -581,10 +600,11 @@ class QuicAnalyzer:
     def _add_history(self, is_orig: bool, what: str) -> None:
         info = self.info
         assert info is not None
-        if len(info.history) == MAX_HISTORY_LENGTH:
+        limit = self.config.max_history_length
+        if len(info.history) == limit:
             return
         info.history.append(what[0].upper() if is_orig else what[0].lower())
-        if len(info.history) == MAX_HISTORY_LENGTH:
+        if len(info.history) == limit:
             self._script_weird("QUIC_max_history_length_reached")
 
     def _script_weird(self, name: str, addl: str = "") -> None:
