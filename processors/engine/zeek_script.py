@@ -183,6 +183,11 @@ def parse_count(text: str) -> int:
     return int(text)
 
 
+def parse_int(text: str) -> int:
+    sign = -1 if text.startswith("-") else 1
+    return sign * parse_count(text.lstrip("+-"))
+
+
 def parse_enum_set(text: str) -> frozenset[str]:
     """``{ SMB::FILE_READ, FILE_WRITE }`` -> the enum names without their module."""
     out = set()
@@ -231,6 +236,8 @@ REDEFS: dict[str, Redef] = {
     "DHCP::max_uids_per_log_entry": Redef("dhcp.max_uids_per_log_entry", parse_count),
     "DHCP::max_msg_types_per_log_entry": Redef("dhcp.max_msg_types_per_log_entry", parse_count),
     "DHCP::max_tracked_transactions": Redef("dhcp.max_tracked_transactions", parse_count),
+    "QUIC::max_history_length": Redef("quic.max_history_length", parse_count),
+    "QUIC::max_discarded_packet_events": Redef("quic.max_discarded_packet_events", parse_int),
 }
 
 
