@@ -413,3 +413,34 @@ def test_firefox_case_matches_zeek(shared, tmp_path) -> None:
         if not line.startswith("#")
     ]
     assert [(r["service"], r["history"]) for r in rows] == [("quic,ssl", "Dd")]
+
+
+# -- site options ---------------------------------------------------------------------------------
+def test_max_history_length_stops_the_history_with_a_weird() -> None:
+    talk = Talk()
+    quic.configure(talk.engine, quic.QuicConfig(max_history_length=3))
+    talk.send(True, client_initial(crypto_frame(0, TLS13_CH)) + bytes(20))
+    talk.send(True, handshake(True))
+    sink = talk.finish()
+    assert sink.rows("quic")[0]["history"] == "ISX"
+    weirds = [w for w in sink.rows("weird") if w["name"] == "QUIC_max_history_length_reached"]
+    assert len(weirds) == 1
+
+
+@pytest.mark.parametrize("limit, history", [(-1, "IS"), (0, "ISXX"), (1, "ISX")])
+def test_max_discarded_packet_events(limit: int, history: str) -> None:
+    talk = Talk()
+    quic.configure(talk.engine, quic.QuicConfig(max_discarded_packet_events=limit))
+    talk.send(True, client_initial(crypto_frame(0, TLS13_CH)) + bytes(20))
+    talk.send(True, bytes(30))
+    assert talk.finish().rows("quic")[0]["history"] == history
+
+
+def test_zeek_command_line_redefs_reach_the_config() -> None:
+    from wirestream.processors.engine import zeek_script
+
+    s = zeek_script.ZeekSettings()
+    zeek_script.apply_command_redef(s, "QUIC::max_discarded_packet_events=-1")
+    zeek_script.apply_command_redef(s, "QUIC::max_history_length=3")
+    values = s.overrides["protocol_configs"]["quic"]
+    assert quic.QuicConfig(**values) == quic.QuicConfig(3, -1)
