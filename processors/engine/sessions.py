@@ -15,6 +15,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from .analyzer_log import analyzer_failed
 from .api import AnalyzerSpec, AppAnalyzer, ConnId, analyzers_for
 
 if TYPE_CHECKING:
@@ -243,8 +244,7 @@ class AnalyzerSlot:
         if orig_size + resp_size > DPD_IGNORE_VIOLATIONS_AFTER:
             return
         self.active = False
-        if self.spec.name in conn.services:
-            conn.services.remove(self.spec.name)
+        analyzer_failed(conn, self.spec.name, reason)  # analyzer.log; the service comes off
 
     def weird(
         self, name: str, addl: str = "", ts: float | None = None, source: str | None = None
