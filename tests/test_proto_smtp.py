@@ -368,3 +368,26 @@ def test_starttls_case_matches_zeek(shared, tmp_path) -> None:
         "ssl.log": 1,
         "x509.log": 3,
     }, result
+
+
+def test_a_command_before_the_last_bdat_chunk_ends_the_transfer() -> None:
+    a, ctx = session()
+    t = talk(
+        a,
+        GREETING,
+        *EHLO,
+        (True, b"MAIL FROM:<x@example.org>\r\n"),
+        (False, b"250 ok\r\n"),
+        (True, b"RCPT TO:<y@example.net>\r\n"),
+        (False, b"250 ok\r\n"),
+        (True, b"BDAT 22\r\nSubject: cut\r\n\r\nbody\r\n"),
+        (False, b"250 chunk ok\r\n"),
+        (True, b"RSET\r\n"),
+        (False, b"250 reset\r\n"),
+    )
+    assert ("smtp_missing_bdat_last_chunk", "") in ctx.weirds and a.mail is None
+    a.end(t + 1)
+    [row] = ctx.logs("smtp")
+    assert row["subject"] == "cut" and row["last_reply"] == "250 reset"
+    [f] = ctx.logs("files")
+    assert f["seen_bytes"] == len(b"body\r\n")

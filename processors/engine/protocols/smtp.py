@@ -466,6 +466,7 @@ class SmtpAnalyzer:
         self.bdat_remaining = 0
         self.bdat_last = False
         self.bdat_buf = bytearray()
+        self.bdat_active = False  # a BDAT transfer is under way (Zeek's bdat analyzer exists)
         self.ssl: SslAnalyzer | None = None
         self.ssl_ctx: ChildContext | None = None
         self.disabled = False  # the script disabled the analyzer (too many invalid transactions)
@@ -565,9 +566,13 @@ class SmtpAnalyzer:
         if word or arg:
             self._request(text(word).upper(), text(arg))
         if cmd == "BDAT":
-            self._bdat_command(is_orig, arg)
-        else:
-            self._update_state(cmd, 0, is_orig)
+            if self._bdat_command(is_orig, arg):
+                self._update_state(cmd, 0, is_orig)
+            return
+        if self.bdat_active:  # other commands without a LAST chunk end the transfer
+            self.ctx.weird("smtp_missing_bdat_last_chunk", ts=self.ts)
+            self._end_data()
+        self._update_state(cmd, 0, is_orig)
 
     def _reply_line(self, is_orig: bool, line: bytes) -> None:
         code = int(line[:3]) if len(line) >= 3 and line[:3].isdigit() else -1
@@ -648,8 +653,8 @@ class SmtpAnalyzer:
             else:
                 self.state = READY
         elif cmd == "BDAT":
-            if reply > 0 and st != IN_BDAT:
-                self.state = READY
+            if reply == 0:  # replies leave the state alone: chunks may be in flight
+                self.state = IN_BDAT
         elif cmd == "RSET":
             if reply == 0:
                 self.state = READY
@@ -671,8 +676,8 @@ class SmtpAnalyzer:
         elif st == GAP_RECOVERY and reply == 354:
             self._begin_data(is_orig)
 
-    def _begin_data(self, is_orig: bool) -> None:
-        self.state = IN_DATA
+    def _begin_data(self, is_orig: bool, state: int = IN_DATA) -> None:
+        self.state = state
         if self.mail is not None:
             self.ctx.weird("smtp_nested_mail_transaction", ts=self.ts)
             self.mail.done()
@@ -683,6 +688,7 @@ class SmtpAnalyzer:
             self.ctx.weird("smtp_unmatched_end_of_data", ts=self.ts)
             return
         mail, self.mail = self.mail, None
+        self.bdat_active = False
         if self.bdat_buf:
             self.ctx.weird("smtp_bdat_undelivered_at_done", ts=self.ts)
             mail.deliver(bytes(self.bdat_buf), False)
@@ -690,20 +696,24 @@ class SmtpAnalyzer:
         mail.done()
 
     # -- BDAT (RFC 3030) ---------------------------------------------------------------------
-    def _bdat_command(self, is_orig: bool, arg: bytes) -> None:
+    def _bdat_command(self, is_orig: bool, arg: bytes) -> bool:
+        """ProcessBdatArg: the next ``size`` bytes are the chunk; False for a bad argument."""
         size, last, error = parse_bdat_arg(arg)
         if error is not None:
             self.ctx.weird("smtp_invalid_bdat_command", error, ts=self.ts)
-            return
-        if self.mail is None:
-            self._begin_data(is_orig)
-        self.state = IN_BDAT
+            return False
+        if size > 0x7FFFFFFFFFFFFFFF:
+            self.ctx.weird("smtp_huge_bdat_chunk", str(size), ts=self.ts)
+            return False
+        self.lines[is_orig].raw = size
+        if not self.bdat_active:
+            self._begin_data(is_orig, IN_BDAT)
+            self.bdat_active = True
         self.bdat_last = last
         self.bdat_remaining = size
-        lines = self.lines[is_orig]
-        lines.raw = size
         if size == 0:
             self._bdat_chunk_done()
+        return True
 
     def _bdat_data(self, data: bytes) -> None:
         """SMTP_BDAT_Analyzer: the chunk's bytes cut into CRLF lines for the mail."""
@@ -739,14 +749,13 @@ class SmtpAnalyzer:
             self._bdat_chunk_done()
 
     def _bdat_chunk_done(self) -> None:
+        """The LAST chunk fully received ends the mail; the state stays until the next command."""
         if not self.bdat_last:
-            self.state = READY
             return
         if self.bdat_buf and self.mail is not None:
             self.mail.deliver(bytes(self.bdat_buf), False)
             self.bdat_buf.clear()
         self._end_data()
-        self.state = READY
 
     # -- STARTTLS ---------------------------------------------------------------------------
     def _start_tls(self) -> None:
