@@ -26,11 +26,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes, hmac
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 from wirestream.processors.engine.api import AnalyzerContext, AnalyzerSpec, Record, register
 from wirestream.processors.engine.protocols import ssl
 from wirestream.processors.engine.protocols.bytereader import ParseError, Reader
@@ -102,7 +97,12 @@ def initial_salt(version: int) -> bytes:
     return SALT_V1
 
 
+# The cryptography imports are local: they cost ~20 ms, paid only once QUIC needs a key.
+
+
 def hkdf_extract(salt: bytes, ikm: bytes) -> bytes:
+    from cryptography.hazmat.primitives import hashes, hmac
+
     mac = hmac.HMAC(salt, hashes.SHA256())
     mac.update(ikm)
     return mac.finalize()
@@ -110,6 +110,9 @@ def hkdf_extract(salt: bytes, ikm: bytes) -> bytes:
 
 def hkdf_expand_label(secret: bytes, label: str, length: int) -> bytes:
     """TLS 1.3's HKDF-Expand-Label with an empty context (RFC 8446 §7.1)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+
     full = b"tls13 " + label.encode()
     info = length.to_bytes(2, "big") + bytes([len(full)]) + full + b"\x00"
     return HKDFExpand(hashes.SHA256(), length, info).derive(secret)
@@ -141,6 +144,8 @@ def initial_keys(version: int, dcid: bytes, from_client: bool) -> PacketKeys:
 
 def header_protection_mask(hp: bytes, sample: bytes) -> bytes:
     """RFC 9001 §5.4.3: AES-ECB of the 16-byte ciphertext sample."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
     encryptor = Cipher(algorithms.AES(hp), modes.ECB()).encryptor()  # noqa: S305 (the RFC's mask)
     return encryptor.update(sample) + encryptor.finalize()
 
@@ -159,6 +164,9 @@ def decrypt_initial(
     starts and ``payload_length`` the header's Length field (packet number + payload + tag).
     Raises :class:`QuicDecryptError` with Zeek's reasons.
     """
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     if payload_length < 20:
         raise QuicDecryptError(f"payload too small {payload_length} < 20")
     if len(packet) < pn_offset + payload_length:
