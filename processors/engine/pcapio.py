@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from wirestream.processors.engine.api import Packet
 
@@ -196,53 +196,64 @@ def _pcap(stream: BinaryIO, magic: bytes, stats: CaptureStats, name: str) -> Ite
     # packets are not held back until a chunk fills), not read with two calls each.
     read1 = getattr(stream, "read1", stream.read)
     buf = b""
-    pos = 0
-
-    def fill(need: int) -> bool:
-        """At least ``need`` bytes from ``pos`` in ``buf``, unless the stream ends first."""
-        nonlocal buf, pos
-        parts = [buf[pos:]]
-        have = len(parts[0])
-        while have < need:
-            more = read1(max(need - have, _CHUNK))
-            if not more:
-                break
-            parts.append(more)
-            have += len(more)
-        buf, pos = b"".join(parts), 0
-        return have >= need
-
+    pos = size = 0
     ns = units != 1_000_000
-    counts = stats.linktypes
-    while True:
-        if len(buf) - pos < header_len and not fill(header_len):
-            if len(buf):
+    first_count = stats.packets
+    try:
+        while True:
+            if size - pos < header_len:
+                buf = _refill(read1, buf[pos:], header_len)
+                pos, size = 0, len(buf)
+                if size < header_len:
+                    if size:
+                        raise CaptureError(
+                            f"{name}: truncated capture at byte {stats.bytes_read}: record header "
+                            f"needs {header_len} bytes, only {size} left (after {stats.packets} "
+                            "packets)"
+                        )
+                    return
+            sec, frac, caplen, wirelen = unpack_record(buf, pos)
+            if caplen > limit:
                 raise CaptureError(
-                    f"{name}: truncated capture at byte {stats.bytes_read}: record header needs "
-                    f"{header_len} bytes, only {len(buf)} left (after {stats.packets} packets)"
+                    f"{name}: corrupt record at byte {stats.bytes_read}: captured length "
+                    f"{caplen} exceeds the maximum {limit} (after {stats.packets} packets)"
                 )
-            return
-        sec, frac, caplen, wirelen = unpack_record(buf, pos)
-        if caplen > limit:
-            raise CaptureError(
-                f"{name}: corrupt record at byte {stats.bytes_read}: captured length {caplen} "
-                f"exceeds the maximum {limit} (after {stats.packets} packets)"
+            start = pos + header_len
+            pos = start + caplen
+            if pos > size:
+                buf = _refill(read1, buf[start - header_len :], header_len + caplen)
+                size, start = len(buf), header_len
+                pos = start + caplen
+                if pos > size:
+                    raise CaptureError(
+                        f"{name}: truncated capture at byte {stats.bytes_read}: packet needs "
+                        f"{caplen} bytes, only {size - header_len} left (after {stats.packets} "
+                        "packets)"
+                    )
+            stats.bytes_read += header_len + caplen
+            stats.packets += 1
+            if ns:
+                frac //= 1000
+            yield Packet(
+                sec + frac / 1e6, buf[start:pos], linktype, wirelen if wirelen > caplen else caplen
             )
-        end = pos + header_len + caplen
-        if end > len(buf) and not fill(header_len + caplen):
-            raise CaptureError(
-                f"{name}: truncated capture at byte {stats.bytes_read}: packet needs {caplen} "
-                f"bytes, only {len(buf) - header_len} left (after {stats.packets} packets)"
-            )
-        if pos == 0:
-            end = header_len + caplen
-        data = buf[end - caplen : end]
-        pos = end
-        stats.bytes_read += header_len + caplen
-        stats.packets += 1
-        counts[linktype] = counts.get(linktype, 0) + 1
-        ts = sec + ((frac // 1000) if ns else frac) / 1e6
-        yield Packet(ts, data, linktype, max(wirelen, caplen))
+    finally:  # one link type per pcap file: its count once, however the reading ends
+        if stats.packets > first_count:
+            counts = stats.linktypes
+            counts[linktype] = counts.get(linktype, 0) + stats.packets - first_count
+
+
+def _refill(read1: Any, rest: bytes, need: int) -> bytes:
+    """``rest`` and what the stream has next, at least ``need`` bytes unless it ends first."""
+    parts = [rest]
+    have = len(rest)
+    while have < need:
+        more = read1(max(need - have, _CHUNK))
+        if not more:
+            break
+        parts.append(more)
+        have += len(more)
+    return b"".join(parts)
 
 
 def _options(body: bytes, order: str) -> Iterator[tuple[int, bytes]]:

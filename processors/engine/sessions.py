@@ -330,6 +330,7 @@ class Connection:
         "_sniff",
         "_sniff_chunks",
         "_sniff_bytes",
+        "_sniff_prefix",
         "orig_h",
         "orig_p",
         "resp_h",
@@ -379,6 +380,7 @@ class Connection:
         self._sniff: list[AnalyzerSpec] = []
         self._sniff_chunks: list[tuple[bool, bytes]] = []
         self._sniff_bytes = [0, 0]
+        self._sniff_prefix = [b"", b""]  # each side's first DPD_BUFFER_SIZE bytes so far
 
     # -- identity ---------------------------------------------------------------------------
     def conn_id(self) -> ConnId:
@@ -567,8 +569,11 @@ class Connection:
             return
         self._sniff_chunks.append((is_orig, data))
         self._sniff_bytes[side] += len(data)
-        orig = b"".join(d for o, d in self._sniff_chunks if o)[:DPD_BUFFER_SIZE]
-        resp = b"".join(d for o, d in self._sniff_chunks if not o)[:DPD_BUFFER_SIZE]
+        # The side's chunks joined and cut to DPD_BUFFER_SIZE, kept up to date chunk by chunk
+        # (the side had fewer bytes than that before this one: room > 0).
+        prefix = self._sniff_prefix
+        prefix[side] = b"".join((prefix[side], data))[:DPD_BUFFER_SIZE]
+        orig, resp = prefix
         for spec in list(self._sniff):
             try:
                 hit = spec.sniff(orig, resp)  # type: ignore[misc]
