@@ -371,6 +371,22 @@ def test_stream_rejects_oversized_messages_silently() -> None:
     assert out == [] and s.failed and not s.finished and s.size == 5
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_stream_delivers_the_message_once_whatever_the_split_and_order(data: st.DataObject) -> None:
+    msg = TLS13_CH
+    cuts = sorted(data.draw(st.sets(st.integers(1, len(msg) - 1), max_size=6)))
+    bounds = [0, *cuts, len(msg)]
+    pieces = [(a, msg[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)]
+    pieces += data.draw(st.lists(st.sampled_from(pieces), max_size=3))  # retransmissions
+    order = data.draw(st.permutations(pieces))
+    s, out = stream()
+    for offset, piece in order:
+        s.write(piece, offset)
+    assert b"".join(out) == b"\x16\x03\x03" + len(msg).to_bytes(2, "big") + msg
+    assert s.finished and s.size == len(msg)
+
+
 class _Failures(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
