@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 import pytest
 from analyzer_ctx import FakeContext, compare_case, tcp_conn
 from engine_kit import ListSink, TcpTalk
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from wirestream.processors.engine.engine import Engine
 from wirestream.processors.engine.protocols import smtp
 
@@ -391,3 +393,31 @@ def test_a_command_before_the_last_bdat_chunk_ends_the_transfer() -> None:
     assert row["subject"] == "cut" and row["last_reply"] == "250 reset"
     [f] = ctx.logs("files")
     assert f["seen_bytes"] == len(b"body\r\n")
+
+
+_SMTP_PIECES = [
+    b"220 hi\r\n", b"250-a\r\n", b"250 b\r\n", b"354 go\r\n", b"EHLO x\r\n", b"MAIL FROM:<a@b>\r\n",
+    b"RCPT TO:<c@d>\r\n", b"DATA\r\n", b".\r\n", b"BDAT 5\r\n", b"BDAT 3 LAST\r\n", b"STARTTLS\r\n",
+    b"220 go\r\n", b"AUTH PLAIN\r\n", b"334 \r\n", b"Subject: s\r\n", b"\r\n",
+    b"Content-Type: multipart/mixed; boundary=b\r\n", b"--b\r\n", b"--b--\r\n",
+    b"Content-Transfer-Encoding: base64\r\n", b"QUJD\r\n", b"\x16\x03\x01\x00\x05",
+]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.booleans(), st.one_of(st.sampled_from(_SMTP_PIECES), st.binary(max_size=30))),
+        max_size=25,
+    )
+)
+def test_arbitrary_sessions_never_raise(steps) -> None:
+    a, ctx = session()
+    t = 1.0
+    for is_orig, data in steps:
+        t += 0.1
+        a.data(is_orig, data, t)
+    a.gap(True, 10, t)
+    a.end(t + 1)
+    for row in ctx.logs("smtp"):
+        assert row["trans_depth"] >= 1

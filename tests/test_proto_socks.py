@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 import pytest
 from analyzer_ctx import FakeContext, compare_case, tcp_conn
 from engine_kit import ListSink, TcpTalk
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from wirestream.processors.engine.engine import Engine
 from wirestream.processors.engine.protocols import socks
 
@@ -237,3 +239,15 @@ def test_trace1_matches_zeek(shared, tmp_path) -> None:
         "socks.log": 1,
         "tunnel.log": 1,
     }, result
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.binary(max_size=40)), max_size=8))
+def test_arbitrary_messages_end_in_records_or_violations_never_exceptions(steps) -> None:
+    a, ctx = session()
+    t = 1.0
+    for is_orig, data in [(True, b"\x05\x01\x00"), (False, b"\x05\x00"), *steps]:
+        t += 0.1
+        a.data(is_orig, data, t)
+    a.end(t)
+    assert len(ctx.logs("socks")) <= 1

@@ -19,6 +19,7 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from wirestream.processors.engine.api import (
     REGISTRY,
@@ -146,8 +147,7 @@ class _InnerDetector:
 
     def data(self, is_orig: bool, data: bytes, ts: float) -> None:
         if self.child is not None:
-            if self.child_ctx is not None and not self.child_ctx.removed:
-                self.child.data(is_orig, data, ts)
+            self._call("data", is_orig, data, ts)
             return
         if not self.candidates:
             return
@@ -167,19 +167,32 @@ class _InnerDetector:
         self.child = spec.factory(self.child_ctx)
         chunks, self.chunks, self.candidates = self.chunks, [], []
         for is_orig, data in chunks:
-            if self.child_ctx.removed:
-                break
-            self.child.data(is_orig, data, ts)
+            self._call("data", is_orig, data, ts)
+
+    def _call(self, method: str, *args: Any) -> None:
+        """A call into the inner analyzer; one that fails is removed (as the engine does with
+        the analyzers it attaches), the SOCKS analyzer goes on."""
+        if self.child is None or self.child_ctx is None or self.child_ctx.removed:
+            return
+        try:
+            getattr(self.child, method)(*args)
+        except Exception as exc:  # a broken inner analyzer must not take SOCKS with it
+            log.warning("%s analyzer inside SOCKS failed on %s: %s", method, self.ctx.uid, exc)
+            self.child_ctx.removed = True
 
     def gap(self, is_orig: bool, length: int, ts: float) -> None:
-        if self.child is not None and self.child_ctx is not None and not self.child_ctx.removed:
-            self.child.gap(is_orig, length, ts)
+        if self.child is not None:
+            self._call("gap", is_orig, length, ts)
         else:
             self.candidates, self.chunks = [], []  # DPD stops once content is missing
 
     def end(self, ts: float) -> None:
-        if self.child is not None:
+        if self.child is None:
+            return
+        try:  # a removed analyzer still flushes what it holds, as the engine's do
             self.child.end(ts)
+        except Exception as exc:
+            log.warning("end of the analyzer inside SOCKS failed on %s: %s", self.ctx.uid, exc)
 
 
 class SocksAnalyzer:
