@@ -186,9 +186,9 @@ TLS13_SH = server_hello(
 class Talk:
     """A UDP conversation fed to the engine, one datagram per call."""
 
-    def __init__(self, server: tuple[str, int] = SERVER) -> None:
+    def __init__(self, server: tuple[str, int] = SERVER, **engine_options) -> None:
         self.sink = ListSink()
-        self.engine = Engine(self.sink, seed=1)
+        self.engine = Engine(self.sink, seed=1, **engine_options)
         self.server = server
         self.t = 100.0
 
@@ -335,6 +335,16 @@ def test_dpd_finds_quic_on_another_port() -> None:
     assert sink.rows("quic")[0]["history"] == "ISis"
     assert sink.rows("conn")[0]["service"] == "quic,ssl"
     assert quic.sniff_quic(b"\xd3\x6b\x33\x43\xcf", b"") and not quic.sniff_quic(b"\x40", b"")
+
+
+def test_bare_mode_without_the_ssl_scripts_has_no_ssl_log() -> None:
+    talk = Talk(analyzers=["quic"])
+    talk.send(True, client_initial(crypto_frame(0, TLS13_CH)))
+    talk.send(False, server_initial(crypto_frame(0, TLS13_SH)))
+    sink = talk.finish()
+    [row] = sink.rows("quic")
+    assert (row["history"], row["server_name"]) == ("ISis", "quic.example")
+    assert sink.rows("ssl") == []
 
 
 def test_short_packets_before_any_initial_are_spurious() -> None:

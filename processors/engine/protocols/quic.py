@@ -367,6 +367,14 @@ class _QuicSsl(ssl.SslAnalyzer):
         super()._ev_alpn(is_client, protocols)
         self.quic._ev_alpn(is_client, protocols)
 
+    def _write(self, info: ssl.SslInfo) -> None:
+        """Without base/protocols/ssl loaded (bare mode) the events still reach the quic
+        scripts, but there is no ssl.log."""
+        if self.quic.ssl_scripts_loaded:
+            super()._write(info)
+        else:
+            info.logged = True
+
 
 class QuicAnalyzer:
     """One UDP connection's QUIC analyzer (the Spicy grammar's shared context plus the
@@ -379,6 +387,7 @@ class QuicAnalyzer:
         self.ts = 0.0
         state = getattr(ctx, "shared_state", None) or {}
         self.config: QuicConfig = state.get(CONFIG_KEY) or QuicConfig()
+        self.ssl_scripts_loaded = "ssl" in ctx.conn.engine.analyzers  # type: ignore[attr-defined]
         # grammar context
         self.client_cid_len = 0
         self.server_cid_len = 0
