@@ -610,3 +610,43 @@ def test_a_file_left_open_logs_the_current_file_again_when_it_times_out() -> Non
     (f,) = ctx.logs("files")
     assert f["timedout"] is True and f["filename"] == "a.txt"
     assert [r["name"] for r in ctx.logs("smb_files")] == ["a.txt", "b.txt", "b.txt"]
+
+
+def test_ntlm_login_inside_spnego_session_setups_writes_ntlm_log() -> None:
+    from test_proto_ntlm import SERVER_PAIRS, authenticate, challenge
+
+    def session_setup_response(mid: int, blob: bytes, status: int) -> bytes:
+        body = struct.pack("<HHHH", 9, 0, 72, len(blob)) + blob
+        return header(1, mid, status=status) + body
+
+    ctx = FakeContext(tcp_conn(445))
+    a = smb.SmbAnalyzer(ctx)
+    negotiate = b"NTLMSSP\0" + struct.pack("<IIQQ", 1, 0x1, 0, 0)
+    init = tlv(
+        0x60,
+        tlv(0x06, SPNEGO_OID)
+        + tlv(
+            0xA0,
+            tlv(0x30, tlv(0xA0, tlv(0x30, tlv(0x06, b"\x2a"))) + tlv(0xA2, tlv(0x04, negotiate))),
+        ),
+    )
+    feed(a, True, nbss(session_setup_request(1, init)), 1.0)
+    assert ctx.confirmed == ["ntlm", "gssapi"]  # the NTLM token is parsed inside the GSSAPI one
+    resp = tlv(
+        0xA1,
+        tlv(0x30, tlv(0xA0, tlv(0x0A, b"\x01")) + tlv(0xA2, tlv(0x04, challenge(SERVER_PAIRS)))),
+    )
+    feed(a, False, nbss(session_setup_response(1, resp, 0xC0000016)), 1.1)
+    auth = tlv(0xA1, tlv(0x30, tlv(0xA2, tlv(0x04, authenticate("CONTOSO", "alice", "PC7")))))
+    feed(a, True, nbss(session_setup_request(2, auth)), 1.2)
+    assert ctx.logs("ntlm") == []
+    done = tlv(0xA1, tlv(0x30, tlv(0xA0, tlv(0x0A, b"\x00"))))
+    feed(a, False, nbss(session_setup_response(2, done, 0)), 1.3)
+    (row,) = ctx.logs("ntlm")
+    assert (row["username"], row["server_nb_computer_name"], row["success"]) == (
+        "alice",
+        "SRV01",
+        True,
+    )
+    assert list(dict.fromkeys(ctx.confirmed)) == ["ntlm", "gssapi", "smb"]  # conn service order
+    assert ctx.violations == []

@@ -5,10 +5,13 @@ Zeek's GSSAPI analyzer, which confirms itself (service ``gssapi`` in conn.log) w
 parses without a binpac exception. :func:`gssapi_token_parses` answers exactly that, following
 binpac's layout rules rather than DER's: lengths are taken as written, argument lists run to
 the end of the blob, an argument index outside the ones the grammar names is an error. The
-NTLM and Kerberos payloads inside are not analysed here (no ntlm.log / kerberos.log yet).
+NTLMSSP tokens inside are handed on (for ntlm.log); Kerberos ones are not analysed yet (no
+kerberos.log, no ``krb`` service).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from wirestream.processors.engine.protocols.bytereader import ParseError
 
@@ -52,17 +55,26 @@ class _Asn1:
         return (tag - INDEX_TAG_OFFSET) & 0xFF, _Asn1(self.data, start, start + length)
 
 
-def _mech_token(r: _Asn1) -> None:
-    """GSSAPI_NEG_TOKEN_MECH_TOKEN: a Kerberos token with its OID must parse as KRB_OID_BLOB."""
+def _mech_token(r: _Asn1, on_ntlm: Callable[[bytes], None]) -> None:
+    """GSSAPI_NEG_TOKEN_MECH_TOKEN: a Kerberos token with its OID must parse as KRB_OID_BLOB;
+    an NTLMSSP token goes to the NTLM analyzer (``forward_blob``, after those checks)."""
     token = r.encoding()
     if token[:1] == b"\x60":
         inner = _Asn1(token, 0, len(token))
         inner.meta()
         inner.encoding()  # the OID
         inner.take(2)  # token id
+    elif token[:7] == b"NTLMSSP":
+        on_ntlm(token)
 
 
-def _parse(blob: bytes) -> None:
+def _ignore(_: object) -> None:
+    return None
+
+
+def _parse(
+    blob: bytes, on_ntlm: Callable[[bytes], None], on_neg_result: Callable[[int], None]
+) -> None:
     r = _Asn1(blob, 0, len(blob))
     tag, first, _length = r.meta()
     if (tag << 8) | first in (MIC_TOKEN_ID, WRAP_TOKEN_ID):
@@ -76,25 +88,34 @@ def _parse(blob: bytes) -> None:
             if index in (0, 1, 3):
                 arg.encoding()
             elif index == 2:
-                _mech_token(arg)
+                _mech_token(arg, on_ntlm)
             else:
                 raise ParseError(f"NegTokenInit argument [{index}]")
         return
     r.meta()  # NegTokenResp: SEQUENCE, arguments to the end
     while r.pos < r.end:
         index, arg = r.element()
-        if index in (0, 1, 3):
+        if index == 0:  # negState: gssapi_neg_result (binary_to_int64 of the content)
+            content = arg.encoding()
+            on_neg_result(int.from_bytes(content, "big") if len(content) <= 8 else 0)
+        elif index in (1, 3):
             arg.encoding()
         elif index == 2:
-            _mech_token(arg)
+            _mech_token(arg, on_ntlm)
         else:
             raise ParseError(f"NegTokenResp argument [{index}]")
 
 
-def gssapi_token_parses(blob: bytes) -> bool:
-    """True when Zeek's GSSAPI analyzer parses ``blob`` without an exception (it confirms)."""
+def gssapi_token_parses(
+    blob: bytes,
+    on_ntlm: Callable[[bytes], None] = _ignore,
+    on_neg_result: Callable[[int], None] = _ignore,
+) -> bool:
+    """True when Zeek's GSSAPI analyzer parses ``blob`` without an exception (it confirms).
+    Along the way, in the parser's order: NTLMSSP tokens to ``on_ntlm``, each negotiation
+    state to ``on_neg_result`` (Zeek's ``gssapi_neg_result``)."""
     try:
-        _parse(blob)
+        _parse(blob, on_ntlm, on_neg_result)
     except ParseError:
         return False
     return True

@@ -1,4 +1,5 @@
-"""SMB -> smb_mapping.log, smb_files.log and SMB file transfers, as Zeek's SMB analyzer and scripts.
+"""SMB -> smb_mapping.log, smb_files.log, SMB file transfers (and ntlm.log for its NTLM
+logins), as Zeek's SMB analyzer and scripts.
 
 Three layers, mirroring Zeek so that odd traffic ends up logged the same way:
 
@@ -26,6 +27,7 @@ from typing import Any
 from wirestream.processors.engine.api import AnalyzerContext, AnalyzerSpec, Record, register
 from wirestream.processors.engine.protocols.bytereader import ParseError
 from wirestream.processors.engine.protocols.gssapi import gssapi_token_parses
+from wirestream.processors.engine.protocols.ntlm import NtlmSession
 from wirestream.processors.engine.protocols.smb1 import Smb1Header, Smb1Parser
 from wirestream.processors.engine.protocols.smb2 import (
     MAX_PENDING_MESSAGES,
@@ -193,6 +195,7 @@ class SmbScript:
         self.ts = 0.0
         # fuids this connection has seen (file_over_new_connection fires once per connection)
         self.announced: set[str] = set()
+        self.ntlm = NtlmSession(ctx)  # the NTLM analyzer and base/protocols/ntlm
 
     # -- helpers from main.zeek ---------------------------------------------------------------
 
@@ -407,10 +410,18 @@ class SmbScript:
             st.pending_cmds = {}
 
     def security_blob(self, blob: bytes, is_orig: bool) -> None:
-        """``forward_gssapi``: blobs of 8 bytes or more go to Zeek's GSSAPI analyzer (raw
-        NTLMSSP to its NTLM analyzer, which never confirms); a blob that parses confirms it."""
-        if len(blob) >= 8 and not blob.startswith(b"NTLMSSP") and gssapi_token_parses(blob):
+        """``forward_gssapi``: blobs of 8 bytes or more go to Zeek's GSSAPI analyzer, raw
+        NTLMSSP to its NTLM analyzer; a GSSAPI blob that parses confirms ``gssapi`` (after the
+        NTLM token inside it, which the NTLM analyzer parses and confirms first)."""
+        if len(blob) < 8:
+            return
+        if blob.startswith(b"NTLMSSP"):
+            self.ntlm.token(blob, self.ts)
+        elif gssapi_token_parses(blob, self._ntlm_token, self.ntlm.neg_result):
             self.ctx.confirm("gssapi")
+
+    def _ntlm_token(self, token: bytes) -> None:
+        self.ntlm.token(token, self.ts)
 
     # -- smb1-main.zeek -----------------------------------------------------------------------
 
@@ -611,6 +622,7 @@ class SmbAnalyzer:
     def end(self, ts: float) -> None:
         self.buffers[True].clear()
         self.buffers[False].clear()
+        self.script.ntlm.finish()  # NTLM's connection removal hook
 
     def need_resync(self) -> None:
         """``NeedResync``: both directions' buffered data dropped, wait for an SMB header."""
