@@ -220,7 +220,7 @@ def test_bad_negotiation_length_is_a_violation_and_logs_at_once() -> None:
     a.data(True, connect_request(), 1.0)
     bad = tpkt(bytes([14, 0xD0]) + b"\x00\x00\x12\x34\x00" + struct.pack("<BBHI", 2, 0, 9, 1))
     a.data(False, bad, 1.1)
-    assert len(ctx.violations) == 1 and "length==8" in ctx.violations[0]
+    assert len(ctx.violations) == 1 and "RDP_Negotiation_Response:length" in ctx.violations[0]
     [rec] = ctx.logs("rdp")  # written by the violation handler
     assert rec["cookie"] == "alice" and rec["result"] is None
     a.end(2.0)

@@ -63,3 +63,15 @@ def analyzer_failed(
         ),
     )
     conn.services.remove(analyzer)
+
+
+def child_violation(
+    conn: Connection, analyzer: str, reason: str, data: bytes | None = None
+) -> None:
+    """dpd.zeek's analyzer_violation_info for a child analyzer (SSL under RDP, WebSocket under
+    HTTP): within DPD::ignore_violations_after bytes it is disabled, so analyzer_failed runs."""
+    from .sessions import DPD_IGNORE_VIOLATIONS_AFTER
+
+    orig_size, resp_size = conn.adapter.sizes()
+    if orig_size + resp_size <= DPD_IGNORE_VIOLATIONS_AFTER:
+        analyzer_failed(conn, analyzer, reason, data)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from wirestream.processors.engine.analyzer_log import child_violation
 from wirestream.processors.engine.api import AnalyzerContext, AppAnalyzer, ConnId, Record
 
 
@@ -17,8 +18,9 @@ class ChildContext:
     """What a child analyzer sees: its parent's connection, except that a violation marks
     only the child ``removed`` (the parent then stops feeding it)."""
 
-    def __init__(self, parent: AnalyzerContext) -> None:
+    def __init__(self, parent: AnalyzerContext, name: str | None = None) -> None:
         self.parent = parent
+        self.name = name  # the child's analyzer name: its failure is logged (analyzer.log)
         self.removed = False
 
     @property
@@ -39,8 +41,11 @@ class ChildContext:
     def confirm(self, service: str) -> None:
         self.parent.confirm(service)
 
-    def violation(self, reason: str) -> None:
+    def violation(self, reason: str, data: bytes | None = None) -> None:
         self.removed = True
+        conn = getattr(self.parent, "conn", None)  # the engine's connection (not in bare tests)
+        if self.name is not None and conn is not None:
+            child_violation(conn, self.name, reason, data)
 
     def weird(
         self, name: str, addl: str = "", ts: float | None = None, source: str | None = None

@@ -71,9 +71,10 @@ def _le(r: Reader, n: int) -> int:
     return int.from_bytes(r.take(n), "little")
 
 
-def _enforce(ok: bool, what: str) -> None:
+def _enforce(ok: bool, where: str) -> None:
+    """binpac's &enforce: ``where`` is "Type:field", as its exception names it."""
     if not ok:
-        raise ParseError(f"&enforce violation : {what}")
+        raise ParseError(f"&enforce violation : {where}")
 
 
 def _asn1_meta(r: Reader) -> int:
@@ -188,7 +189,7 @@ class RdpAnalyzer:
             self._frames(is_orig, buf)
         except ParseError as exc:
             buf.clear()
-            self._violation(f"Binpac exception: {exc}")
+            self._violation(f"Binpac exception: binpac exception: {exc}")
 
     def gap(self, is_orig: bool, length: int, ts: float) -> None:
         self.ts = ts
@@ -204,7 +205,7 @@ class RdpAnalyzer:
     # -- TLS child --------------------------------------------------------------------------
     def _to_ssl(self, is_orig: bool, data: bytes, ts: float) -> None:
         if self.ssl is None:
-            self.ssl_ctx = ChildContext(self.ctx)
+            self.ssl_ctx = ChildContext(self.ctx, "ssl")
             self.ssl = SslAnalyzer(self.ssl_ctx)
         if self.ssl_ctx is not None and not self.ssl_ctx.removed:
             self.ssl.data(is_orig, data, ts)
@@ -252,7 +253,7 @@ class RdpAnalyzer:
         if (r.pos - start) + 1 - cotp_len != 0:  # rdp_neg_req present
             r.u8()  # type
             r.u8()  # flags
-            _enforce(_le(r, 2) == 8, "length == 8")
+            _enforce(_le(r, 2) == 8, "RDP_Negotiation_Request:length")
             _le(r, 4)  # requested_protocols
         self._ev_connect_request(cookie or b"")
 
@@ -263,7 +264,7 @@ class RdpAnalyzer:
         response_type = r.u8()
         if response_type == 0x02:
             r.u8()  # flags
-            _enforce(_le(r, 2) == 8, "length==8")
+            _enforce(_le(r, 2) == 8, "RDP_Negotiation_Response:length")
             selected = _le(r, 4)
             if selected > 0:  # enc_ssl, a &let before the response's event
                 self._go_encrypted(selected)
@@ -300,7 +301,7 @@ class RdpAnalyzer:
 
     def _client_network_data(self, r: Reader) -> None:
         count = _le(r, 4)
-        _enforce(count <= MAX_CHANNELS, "channel_count <= 1000")
+        _enforce(count <= MAX_CHANNELS, "Client_Network_Data:channel_count")
         names = []
         for _ in range(count):
             names.append(r.take(8))
@@ -346,7 +347,7 @@ class RdpAnalyzer:
         random_length = _le(r, 4)
         _enforce(
             (level == 0 and method == 0 and random_length == 0) or random_length == 0x20,
-            "server_random_length",
+            "Server_Security_Data:server_random_length",
         )
         cert_length = _le(r, 4)
         r.take(random_length)
@@ -365,17 +366,17 @@ class RdpAnalyzer:
             blob = r.sub(_le(r, 2))
             blob.take(4)  # magic
             key_length = _le(blob, 4)
-            _enforce(key_length <= MAX_DATA_LENGTH, "key_length <= MAX_DATA_LENGTH")
+            _enforce(key_length <= MAX_DATA_LENGTH, "Public_Key_Blob:key_length")
             blob.take(8)  # bit length, public exponent
             blob.take(key_length)  # modulus
             r.take(2)  # signature blob type
             r.take(_le(r, 2))
         elif cert_type == SECURITY_DATA_CERT_X509:
             count = _le(r, 4)
-            _enforce(count <= MAX_CERTS, "num_of_certs <= 1000")
+            _enforce(count <= MAX_CERTS, "X509:num_of_certs")
             for _ in range(count):
                 length = _le(r, 4)
-                _enforce(length <= MAX_DATA_LENGTH, "cert_len <= MAX_DATA_LENGTH")
+                _enforce(length <= MAX_DATA_LENGTH, "X509_Cert_Data:cert_len")
                 self._x509_cert(r.take(length))
         else:
             raise ParseError(f"invalid index for case: cert_type {cert_type}")

@@ -169,10 +169,12 @@ class WebSocketAnalyzer:
         self.had_gap = False
         self.confirmed = False
         self.failed = False
+        self.delivery = b""  # the bytes of the delivery being read (a violation's data)
 
     def data(self, is_orig: bool, data: bytes, ts: float) -> None:
         if self.had_gap or self.failed:
             return
+        self.delivery = data
         side = self.sides[is_orig]
         view = memoryview(data)
         while view:
@@ -207,9 +209,9 @@ class WebSocketAnalyzer:
         first = not side.in_message
         if (first and opcode == OPCODE_CONTINUATION) or (not first and opcode != 0):
             self.failed = True
-            self.ctx.violation(
-                "Binpac exception: binpac exception: &enforce violation : "
-                "WebSocket_FrameHeader:first2"
+            self.ctx.violation(  # AnalyzerViolation(e.what(), data, len): with the delivery
+                "binpac exception: &enforce violation : WebSocket_FrameHeader:first2",
+                self.delivery,
             )
             return False
         len1 = header[1] & 0x7F
@@ -249,7 +251,7 @@ def upgrade(
         return None  # bare mode without base/protocols/websocket
     host, uri, agent = (getattr(http, name, None) for name in ("host", "uri", "user_agent"))
     established(ctx, info, ts, host, uri, agent)
-    child_ctx = ChildContext(ctx)
+    child_ctx = ChildContext(ctx, SPEC.name)
     return ChildAnalyzer(WebSocketAnalyzer(child_ctx), child_ctx)
 
 
