@@ -95,6 +95,7 @@ def test_everything_else_is_reported_not_silently_dropped():
         'event icmp_redirect(c: connection, tgt: addr)\n\t{ print "}"; }\n'
         "@load protocols/http/software\n"
         "@load base/protocols/smtp\n"
+        "@load base/protocols/irc\n"
         "global n = 1;\n"
     )
     assert s.handled_events == {"icmp_redirect"}
@@ -104,7 +105,8 @@ def test_everything_else_is_reported_not_silently_dropped():
     assert "t.zeek:6: redef GridFTP::test_get_file_name = function" in ignored
     assert "event icmp_redirect" in ignored
     assert "t.zeek:12: @load protocols/http/software (a script the built-in engine does" in ignored
-    assert "no smtp analyzer" in ignored and "weird" in s.features  # smtp still loads weird
+    assert "no irc analyzer" in ignored  # a protocol the engine does not analyse is named
+    assert "smtp" not in ignored and "weird" in s.features  # smtp is analysed, and loads weird
     assert "global n = 1" in ignored
     assert len(s.ignored) == 7
     assert s.overrides == {}

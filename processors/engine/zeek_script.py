@@ -52,6 +52,7 @@ GATED_LOGS: dict[str, str] = {
     "tunnel": "tunnel",
     "x509": "x509",
     "ocsp": "x509",
+    "ntlm": "ntlm",  # base/protocols/ntlm; SMB's GSSAPI blobs feed it, but smb does not load it
 }
 EVERYTHING = "*"  # base/init-default: every log and analyzer (Zeek's default run)
 # Server ports base/packet-protocols registers (loaded even in bare mode; they join Zeek's
