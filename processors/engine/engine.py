@@ -135,6 +135,9 @@ class Engine:
         self.stats = EngineStats()
         self._finished = False
         self.finishing = False
+        # Script-level handlers of connection events (policy scripts such as known-services):
+        # analyzer_confirmed(conn, service) and connection_removed(conn).
+        self.observers: list[Any] = []
 
     # -- input ------------------------------------------------------------------------------
     def process(self, packet: Packet) -> None:
@@ -242,6 +245,8 @@ class Engine:
             return
         conn.cancel_timers()
         conn.end_analyzers(self.now)
+        for observer in self.observers:
+            observer.connection_removed(conn)
         self.tunnels.connection_removed(conn, self.now)
         self.sink.log("conn", conn_record(conn, self.local_nets))
         conn.in_table = False

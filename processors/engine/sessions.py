@@ -432,6 +432,8 @@ class Connection:
     def confirm(self, service: str) -> None:
         if service not in self.services:
             self.services.append(service)
+            for observer in self.engine.observers:  # analyzer_confirmation_info handlers
+                observer.analyzer_confirmed(self, service)
 
     # -- timers -----------------------------------------------------------------------------
     def set_inactivity_timeout(self, timeout: float) -> None:
