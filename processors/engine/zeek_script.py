@@ -99,6 +99,8 @@ LOAD_EFFECTS: dict[str, LoadEffect] = {
         frozenset({"conn"}), (("policies", ("mac-logging",)),)
     ),
     "frameworks/files/hash-all-files": LoadEffect(overrides=(("hashes", _HASH_ALL),)),
+    # A policy script with state of its own: protocols/known.py (configure(engine, KnownConfig)).
+    "protocols/conn/known-services": LoadEffect(overrides=(("protocol_configs", ("known",)),)),
     "frameworks/files/extract-all-files": LoadEffect(overrides=(("extract", True),)),
 }
 
@@ -327,6 +329,10 @@ def apply_load(settings: ZeekSettings, name: str, where: str = "") -> None:
         if option == "policies":
             known = tuple(settings.overrides.get("policies", ()))
             settings.overrides["policies"] = known + tuple(v for v in value if v not in known)
+        elif option == "protocol_configs":  # these configs exist (redefs may fill them in)
+            configs = settings.overrides.setdefault("protocol_configs", {})
+            for protocol in value:
+                configs.setdefault(protocol, {})
         else:
             settings.overrides[option] = value
 
