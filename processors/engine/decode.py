@@ -16,6 +16,7 @@ from typing import Protocol
 from wirestream.processors.engine.api import IPDatagram, Packet
 from wirestream.processors.engine.checksum import ones_sum_ok
 from wirestream.processors.engine.ip import (
+    ADDR_TEXT_CACHE,
     PROTO_ESP,
     PROTO_FRAGMENT,
     PROTO_MOBILITY,
@@ -135,10 +136,11 @@ class Decoder:
                         avail = len(data) - 14
                         payload = data[34 : 14 + (total if total < avail else avail)]
                         stats.datagrams += 1
+                        src_b, dst_b = data[26:30], data[30:34]
                         return IPDatagram(
                             ts,
-                            addr_text(data[26:30]),
-                            addr_text(data[30:34]),
+                            ADDR_TEXT_CACHE.get(src_b) or addr_text(src_b),
+                            ADDR_TEXT_CACHE.get(dst_b) or addr_text(dst_b),
                             data[23],
                             payload,
                             total,

@@ -107,9 +107,11 @@ class FileHandle:
         before it fills, the reassembly buffer overflows, or the file ends (the hole is missing)."""
         if self.done or not chunk:
             return
-        self.manager.expire(ts)
-        if self.done:
-            return
+        manager = self.manager
+        if ts >= manager.next_expiry_check:  # expire() returns at once otherwise
+            manager.expire(ts)
+            if self.done:
+                return
         self.last_active = ts
         if offset is None:
             offset = self.stream_offset
@@ -127,7 +129,8 @@ class FileHandle:
                 self._skip_to(min(self.pending), overflow=True)
             return
         self._deliver(chunk)
-        self._drain()
+        if self.pending:
+            self._drain()
 
     def gap(self, length: int, ts: float) -> None:
         """``length`` bytes of the file at the current position were never seen."""

@@ -37,6 +37,7 @@ MAX_ACCEPTABLE_FRAG_SIZE = 64000
 FlowWeird = Callable[[str, bytes, bytes], None]
 
 _addr_cache: dict[bytes, str] = {}
+ADDR_TEXT_CACHE = _addr_cache  # read-only view for hot paths: .get(packed) or addr_text(packed)
 
 
 def addr_text(packed: bytes) -> str:

@@ -611,7 +611,21 @@ class _Entity:
 
     def _deliver_body_clear(self, data: bytes, trailing_crlf: bool) -> None:
         self.body_length += len(data) + (2 if trailing_crlf else 0)
-        self._mime_deliver(data, trailing_crlf)
+        if (
+            trailing_crlf
+            or self.in_header
+            or self.delay_crlf
+            or self.content_type in (b"MULTIPART", b"MESSAGE")
+            or self.encoding in (b"quoted-printable", b"base64")
+        ):
+            self._mime_deliver(data, trailing_crlf)
+        elif data:
+            # A plain body run: what _mime_deliver -> _new_data_line -> _decode_line would
+            # hand submit_data (the bytes as they are), without the layers.
+            if self.compression:
+                self.send_size = False
+            self.msg.http.file_data(self.msg.is_orig, self, data)
+            self.send_size = False
 
     def submit_header(self, name: bytes, value: bytes, lname: bytes) -> None:
         # Entity-level headers of parts (a part's own Content-Length, encodings) are left alone.
