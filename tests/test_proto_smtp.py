@@ -20,6 +20,13 @@ from wirestream.processors.engine.protocols import smtp
 @dataclass
 class SmtpContext(FakeContext):
     limits: list[tuple[str, str]] = field(default_factory=list)
+    sources: list[str | None] = field(default_factory=list)
+
+    def weird(
+        self, name: str, addl: str = "", ts: float | None = None, source: str | None = None
+    ) -> None:
+        super().weird(name, addl, ts)
+        self.sources.append(source)
 
     def limit_reached_weird(self, name: str, addl: str = "") -> None:
         self.limits.append((name, addl))
@@ -421,3 +428,38 @@ def test_arbitrary_sessions_never_raise(steps) -> None:
     a.end(t + 1)
     for row in ctx.logs("smtp"):
         assert row["trans_depth"] >= 1
+
+
+def test_site_options_set_the_limits_and_script_weirds_have_no_source() -> None:
+    ctx = SmtpContext(tcp_conn(25))
+    ctx.shared_state = {smtp.CONFIG_KEY: smtp.SmtpConfig(max_rcptto_addresses=2, max_path_length=3)}
+    a = smtp.SmtpAnalyzer(ctx)
+    received = b"".join(b"Received: from h%d ([10.0.0.%d])\r\n" % (i, i) for i in range(1, 4))
+    t = talk(
+        a,
+        GREETING,
+        *EHLO,
+        (True, b"MAIL FROM:<a@example.org>\r\n"),
+        (False, b"250 ok\r\n"),
+        (True, b"RCPT TO:<b@example.net>,<c@example.net>,<d@example.net>\r\n"),
+        (False, b"250 ok\r\n"),
+        (True, b"DATA\r\n"),
+        (False, b"354 go\r\n"),
+        (True, received + b"\r\nbody\r\n.\r\n"),
+        (False, b"250 queued\r\n"),
+    )
+    a.end(t + 1)
+    [row] = ctx.logs("smtp")
+    assert row["rcptto"] == ["b@example.net", "c@example.net"]
+    assert row["path"] == ["203.0.113.5", "192.0.2.1", "10.0.0.1"]
+    names = [name for name, _ in ctx.weirds]  # (the engine's weird log keeps one per name)
+    assert names == ["smtp_too_many_rcptto_addresses"] + ["smtp_max_path_length_exceeded"] * 2
+    assert ctx.sources == ["", "", ""]
+
+
+def test_without_transaction_validation_there_are_no_invalid_transaction_weirds() -> None:
+    ctx = SmtpContext(tcp_conn(25))
+    ctx.shared_state = {smtp.CONFIG_KEY: smtp.SmtpConfig(mail_transaction_validation=False)}
+    a = smtp.SmtpAnalyzer(ctx)
+    talk(a, GREETING, *EHLO, (True, b"RCPT TO:<b@example.net>\r\n"), (True, b"DATA\r\n"))
+    assert ctx.weirds == []

@@ -251,3 +251,21 @@ def test_arbitrary_messages_end_in_records_or_violations_never_exceptions(steps)
         a.data(is_orig, data, t)
     a.end(t)
     assert len(ctx.logs("socks")) <= 1
+
+
+def test_capture_password_option_logs_the_password() -> None:
+    ctx = SocksContext(tcp_conn(1080))
+    ctx.shared_state = {socks.CONFIG_KEY: socks.SocksConfig(capture_password=True)}
+    a = socks.SocksAnalyzer(ctx)
+    t = talk(
+        a,
+        (True, b"\x05\x01\x02"),
+        (False, b"\x05\x02"),
+        (True, b"\x01\x03bob\x04pw42"),
+        (False, b"\x01\x00"),
+        (True, v5_request("example.com", 22)),
+        (False, v5_reply()),
+    )
+    a.end(t)
+    [row] = ctx.logs("socks")
+    assert (row["user"], row["password"], row["status"]) == ("bob", "pw42", "succeeded")

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wirestream.processors.engine.api import AnalyzerContext, AnalyzerSpec, Record, register
-from wirestream.processors.engine.protocols.ftp import _ChildContext as ChildContext
+from wirestream.processors.engine.protocols.child import ChildContext
 from wirestream.processors.engine.protocols.http import filename_from_disposition
 from wirestream.processors.engine.protocols.ssl import SslAnalyzer
 from wirestream.schemas.zeeklog.escape import bytes_text as text
@@ -36,14 +36,31 @@ log = logging.getLogger(__name__)
 
 PORTS = frozenset({25, 587})  # SMTP::ports
 MAX_PENDING_CMDS = 1000  # max_pending_cmd_q_size in SMTP.cc
-MAX_INVALID_MAIL_TRANSACTIONS = 25  # SMTP::max_invalid_mail_transactions
-MAX_RCPTTO_ADDRESSES = 1000  # SMTP::max_rcptto_addresses
-MAX_TO_ADDRESSES = 1000  # SMTP::max_to_addresses
-MAX_CC_ADDRESSES = 1000  # SMTP::max_cc_addresses
-MAX_PATH_LENGTH = 1000  # SMTP::max_path_length
-BDAT_MAX_LINE_LENGTH = 4096  # SMTP::bdat_max_line_length
 MAX_MIME_DEPTH = 100  # MIME::max_depth
 MAX_BDAT_ARG_LENGTH = 25  # len("18446744073709551615 LAST")
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    """What Zeek's SMTP scripts let a site redef; the default is plain ``zeek -r``.
+    A limit of 0 turns that limit off, as in Zeek."""
+
+    mail_transaction_validation: bool = True  # SMTP::mail_transaction_validation
+    max_invalid_mail_transactions: int = 25  # SMTP::max_invalid_mail_transactions
+    max_rcptto_addresses: int = 1000  # SMTP::max_rcptto_addresses
+    max_to_addresses: int = 1000  # SMTP::max_to_addresses
+    max_cc_addresses: int = 1000  # SMTP::max_cc_addresses
+    max_path_length: int = 1000  # SMTP::max_path_length
+    bdat_max_line_length: int = 4096  # SMTP::bdat_max_line_length
+
+
+CONFIG_KEY = "smtp_config"
+
+
+def configure(engine: Any, config: SmtpConfig) -> None:
+    """Use ``config`` for the SMTP sessions ``engine`` analyses from now on."""
+    engine.analyzer_state[CONFIG_KEY] = config
+
 
 # Zeek's SMTP states (SMTP.h), only as far as the analyzer needs them.
 CONNECTED, INITIATED, NOT_AVAILABLE, READY, MAIL_OK, RCPT_OK, IN_DATA = range(7)
@@ -366,6 +383,7 @@ class _Mail:
         self.smtp = smtp
         self.is_orig = is_orig
         self.files: dict[int, Any] = {}  # id(entity) -> open file
+        self.current: _Entity | None = None  # the entity begun last (MIME_Mail's cur_entity)
         self.top = _Entity(self, None)
 
     def deliver(self, data: bytes, trailing_crlf: bool) -> None:
@@ -373,11 +391,18 @@ class _Mail:
 
     def done(self) -> None:
         self.top.end_data()
+        for f in self.files.values():  # a gap's file outside any entity
+            if not f.done:
+                f.end(self.smtp.ts)
+        self.files.clear()
 
     def begin_entity(self, entity: _Entity) -> None:
+        self.current = entity
         self.smtp.ev_begin_entity()
 
     def end_entity(self, entity: _Entity) -> None:
+        if self.current is entity:
+            self.current = None
         f = self.files.pop(id(entity), None)
         if f is not None and not f.done:
             f.end(self.smtp.ts)
@@ -387,13 +412,20 @@ class _Mail:
         self.smtp.ev_header(name, value)
 
     def data(self, entity: _Entity, data: bytes) -> None:
-        if not data:
-            return
+        if data:
+            self._file(entity).data(data, self.smtp.ts)
+
+    def undelivered(self, length: int) -> None:
+        """MIME_Mail::Undelivered: the current entity's file (a new one if it has none yet)
+        misses ``length`` bytes."""
+        self._file(self.current).gap(length, self.smtp.ts)
+
+    def _file(self, entity: _Entity | None) -> Any:
         f = self.files.get(id(entity))
         if f is None or f.done:
             f = self.smtp.new_file(self.is_orig)
             self.files[id(entity)] = f
-        f.data(data, self.smtp.ts)
+        return f
 
 
 # ----------------------------------------------------------------------------- script state
@@ -473,6 +505,8 @@ class SmtpAnalyzer:
         self.info: SmtpInfo | None = None
         self.st = SmtpState()
         self.announced_fuids: set[str] = set()
+        state = getattr(ctx, "shared_state", None) or {}
+        self.config: SmtpConfig = state.get(CONFIG_KEY) or SmtpConfig()
         self._update_state(CONN_ESTABLISHMENT, 0, True)
 
     # -- AppAnalyzer ------------------------------------------------------------------------
@@ -509,6 +543,9 @@ class SmtpAnalyzer:
         if length <= 0 or self.disabled:
             return
         if self.state in (IN_DATA, IN_BDAT):
+            # The mail's current entity records the gap; the transaction ends.
+            if self.mail is not None:
+                self.mail.undelivered(length)
             self._end_data()
         self.lines[is_orig].buf.clear()
         self.lines[is_orig].raw = 0
@@ -688,11 +725,17 @@ class SmtpAnalyzer:
             self.ctx.weird("smtp_unmatched_end_of_data", ts=self.ts)
             return
         mail, self.mail = self.mail, None
-        self.bdat_active = False
-        if self.bdat_buf:
-            self.ctx.weird("smtp_bdat_undelivered_at_done", ts=self.ts)
-            mail.deliver(bytes(self.bdat_buf), False)
-            self.bdat_buf.clear()
+        if self.bdat_active:
+            self.bdat_active = False
+            if self.bdat_remaining > 0:
+                self.ctx.weird("smtp_bdat_remaining_at_end_data", ts=self.ts)
+                self.bdat_remaining = 0
+                for lines in self.lines.values():
+                    lines.raw = 0
+            if self.bdat_buf:  # SMTP_BDAT_Analyzer::Done, a weird of its own
+                self.ctx.weird("smtp_bdat_undelivered_at_done", ts=self.ts, source="SMTP_BDAT")  # type: ignore[call-arg]
+                mail.deliver(bytes(self.bdat_buf), False)
+                self.bdat_buf.clear()
         mail.done()
 
     # -- BDAT (RFC 3030) ---------------------------------------------------------------------
@@ -739,7 +782,7 @@ class SmtpAnalyzer:
                 self.ctx.weird("smtp_bdat_line_lf_only", ts=self.ts)
                 mail.deliver(bytes(buf[start : i + 1]), False)
                 start = i + 1
-            elif i - start >= BDAT_MAX_LINE_LENGTH:
+            elif i - start >= self.config.bdat_max_line_length:
                 self.ctx.weird("smtp_bdat_line_too_long", str(len(buf)), ts=self.ts)
                 mail.deliver(bytes(buf[start:i]), False)
                 start = i
@@ -761,7 +804,7 @@ class SmtpAnalyzer:
     def _start_tls(self) -> None:
         """STARTTLS answered 220: the rest of the connection is TLS for an SSL child."""
         self.state = IN_TLS
-        self.ssl_ctx = ChildContext(self.ctx)
+        self.ssl_ctx = ChildContext(self.ctx, "ssl")
         self.ssl = SslAnalyzer(self.ssl_ctx)
         info = self.info  # smtp_starttls
         if info is not None:
@@ -805,15 +848,15 @@ class SmtpAnalyzer:
             if info.rcptto is None:
                 info.rcptto = []
             for addr in extract_email_addrs(arg):
-                if 0 < MAX_RCPTTO_ADDRESSES <= len(info.rcptto):
-                    self.ctx.weird("smtp_too_many_rcptto_addresses", ts=self.ts)
+                if 0 < self.config.max_rcptto_addresses <= len(info.rcptto):
+                    self._script_weird("smtp_too_many_rcptto_addresses")
                     break
                 addr = re.sub(r"ORCPT=rfc822;?", "", addr)
                 if addr not in info.rcptto:
                     info.rcptto.append(addr)
             info.has_client_activity = True
             st.trans_rcpt_to_seen = True
-            if not st.trans_mail_from_seen:
+            if self.config.mail_transaction_validation and not st.trans_mail_from_seen:
                 self._invalid_transaction("rcpt to missing mail from")
         elif upper == "MAIL" and arg[:5].upper() == "FROM:":
             self._smtp_message()
@@ -825,7 +868,7 @@ class SmtpAnalyzer:
             st.trans_mail_from_seen = True
             st.trans_rcpt_to_seen = False
         elif upper in ("DATA", "BDAT"):
-            if not st.trans_rcpt_to_seen:
+            if self.config.mail_transaction_validation and not st.trans_rcpt_to_seen:
                 self._invalid_transaction("data missing rcpt to")
             if upper == "BDAT" and arg.endswith(" LAST"):
                 st.trans_mail_from_seen = st.trans_rcpt_to_seen = False
@@ -833,16 +876,17 @@ class SmtpAnalyzer:
         elif upper == ".":
             st.trans_mail_from_seen = st.trans_rcpt_to_seen = False
 
+    def _script_weird(self, name: str) -> None:
+        """Reporter::conn_weird(name, c) from the scripts: no source."""
+        self.ctx.weird(name, ts=self.ts, source="")  # type: ignore[call-arg]
+
     def _invalid_transaction(self, addl: str) -> None:
         self.ctx.weird("smtp_mail_transaction_invalid", addl, ts=self.ts)
         st = self.st
         st.invalid_transactions += 1
-        if (
-            MAX_INVALID_MAIL_TRANSACTIONS > 0
-            and st.invalid_transactions > MAX_INVALID_MAIL_TRANSACTIONS
-            and st.analyzer_enabled
-        ):
-            addl = f"{st.invalid_transactions} > {MAX_INVALID_MAIL_TRANSACTIONS}"
+        limit = self.config.max_invalid_mail_transactions
+        if limit > 0 and st.invalid_transactions > limit and st.analyzer_enabled:
+            addl = f"{st.invalid_transactions} > {limit}"
             reached = getattr(self.ctx, "limit_reached_weird", None)
             if reached is not None:
                 reached("smtp_excessive_invalid_mail_transactions", addl)
@@ -905,11 +949,11 @@ class SmtpAnalyzer:
         elif name == "DATE":
             info.date = value
         elif name in ("TO", "CC"):
-            limit = MAX_TO_ADDRESSES if name == "TO" else MAX_CC_ADDRESSES
+            limit = self.config.max_to_addresses if name == "TO" else self.config.max_cc_addresses
             current = (info.to if name == "TO" else info.cc) or []
             for addr in split_mime_email_addresses(value):
                 if 0 < limit <= len(current):
-                    self.ctx.weird(f"smtp_too_many_{name.lower()}_addresses", ts=self.ts)
+                    self._script_weird(f"smtp_too_many_{name.lower()}_addresses")
                     break
                 if addr not in current:
                     current.append(addr)
@@ -933,8 +977,8 @@ class SmtpAnalyzer:
             return
         ip = str(ipaddress.ip_address(found))
         if info.path[-1] != ip:
-            if 0 < MAX_PATH_LENGTH <= len(info.path):
-                self.ctx.weird("smtp_max_path_length_exceeded", ts=self.ts)
+            if 0 < self.config.max_path_length <= len(info.path):
+                self._script_weird("smtp_max_path_length_exceeded")
                 return
             info.path.append(ip)
 

@@ -29,7 +29,7 @@ from wirestream.processors.engine.api import (
     Record,
     register,
 )
-from wirestream.processors.engine.protocols.ftp import _ChildContext as ChildContext
+from wirestream.processors.engine.protocols.child import ChildContext
 from wirestream.schemas.zeeklog.escape import bytes_text as text
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,6 @@ NAME = "socks"
 PORTS = frozenset({1080})  # SOCKS::ports
 DPD_BUFFER_SIZE = 1024  # dpd_buffer_size: what the inner protocol detector keeps per side
 DPD_MAX_CHUNKS = 64
-CAPTURE_PASSWORD = False  # SOCKS::default_capture_password
 
 V4_STATUS = {
     0x5A: "succeeded",
@@ -57,6 +56,21 @@ V5_STATUS = {
     7: "Command not supported",
     8: "Address type not supported",
 }
+
+
+@dataclass(frozen=True)
+class SocksConfig:
+    """What Zeek's SOCKS script lets a site redef; the default is plain ``zeek -r``."""
+
+    capture_password: bool = False  # SOCKS::default_capture_password
+
+
+CONFIG_KEY = "socks_config"
+
+
+def configure(engine: Any, config: SocksConfig) -> None:
+    """Use ``config`` for the SOCKS sessions ``engine`` analyses from now on."""
+    engine.analyzer_state[CONFIG_KEY] = config
 
 
 def status_text(version: int, code: int) -> str:
@@ -163,7 +177,7 @@ class _InnerDetector:
             self.candidates, self.chunks = [], []
 
     def _attach(self, spec: AnalyzerSpec, ts: float) -> None:
-        self.child_ctx = ChildContext(self.ctx)
+        self.child_ctx = ChildContext(self.ctx, spec.name)
         self.child = spec.factory(self.child_ctx)
         chunks, self.chunks, self.candidates = self.chunks, [], []
         for is_orig, data in chunks:
@@ -210,6 +224,8 @@ class SocksAnalyzer:
         self.confirmed = False
         self.info: SocksInfo | None = None
         self.inner: _InnerDetector | None = None
+        state = getattr(ctx, "shared_state", None) or {}
+        self.config: SocksConfig = state.get(CONFIG_KEY) or SocksConfig()
 
     # -- AppAnalyzer ------------------------------------------------------------------------
     def data(self, is_orig: bool, data: bytes, ts: float) -> None:
@@ -388,7 +404,7 @@ class SocksAnalyzer:
     def _ev_userpass_request(self, user: str, password: str) -> None:
         info = self._session(5)
         info.user = user
-        if CAPTURE_PASSWORD:
+        if self.config.capture_password:
             info.password = password
 
     def _ev_userpass_reply(self, code: int) -> None:
