@@ -463,3 +463,46 @@ def test_without_transaction_validation_there_are_no_invalid_transaction_weirds(
     a = smtp.SmtpAnalyzer(ctx)
     talk(a, GREETING, *EHLO, (True, b"RCPT TO:<b@example.net>\r\n"), (True, b"DATA\r\n"))
     assert ctx.weirds == []
+
+
+def _mail(a: smtp.SmtpAnalyzer, message: bytes) -> float:
+    return talk(
+        a,
+        GREETING,
+        *EHLO,
+        (True, b"MAIL FROM:<a@example.org>\r\n"),
+        (False, b"250 ok\r\n"),
+        (True, b"RCPT TO:<b@example.net>\r\n"),
+        (False, b"250 ok\r\n"),
+        (True, b"DATA\r\n"),
+        (False, b"354 go\r\n"),
+        (True, message + b".\r\n"),
+        (False, b"250 queued\r\n"),
+    )
+
+
+def test_mime_limits_cut_folded_headers_and_nesting() -> None:
+    ctx = SmtpContext(tcp_conn(25))
+    ctx.shared_state = {
+        smtp.CONFIG_KEY: smtp.SmtpConfig(mime_max_header_bytes=20, mime_max_depth=1)
+    }
+    a = smtp.SmtpAnalyzer(ctx)
+    message = (
+        b"Subject: 0123456789\r\n"  # 19 bytes: one folded line still fits, the next does not
+        b" abcdefghij\r\n"
+        b" klmnop\r\n"
+        b"Content-Type: multipart/mixed; boundary=o\r\n\r\n"
+        b"--o\r\n"
+        b"Content-Type: multipart/mixed; boundary=i\r\n\r\n"
+        b"--i\r\n\r\ndeep\r\n--i--\r\n"
+        b"--o--\r\n"
+    )
+    t = _mail(a, message)
+    a.end(t + 1)
+    [row] = ctx.logs("smtp")
+    assert row["subject"] == "0123456789 abcdefghij"
+    assert ctx.limits == [
+        ("exceeded_mime_max_header_bytes", "30"),
+        ("exceeded_mime_max_depth", "1"),
+    ]
+    assert ctx.logs("files") == []  # the part below the depth limit is not analysed

@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 
 PORTS = frozenset({25, 587})  # SMTP::ports
 MAX_PENDING_CMDS = 1000  # max_pending_cmd_q_size in SMTP.cc
-MAX_MIME_DEPTH = 100  # MIME::max_depth
 MAX_BDAT_ARG_LENGTH = 25  # len("18446744073709551615 LAST")
 
 
@@ -52,6 +51,8 @@ class SmtpConfig:
     max_cc_addresses: int = 1000  # SMTP::max_cc_addresses
     max_path_length: int = 1000  # SMTP::max_path_length
     bdat_max_line_length: int = 4096  # SMTP::bdat_max_line_length
+    mime_max_depth: int = 100  # MIME::max_depth
+    mime_max_header_bytes: int = 65536  # MIME::max_header_bytes
 
 
 CONFIG_KEY = "smtp_config"
@@ -239,6 +240,12 @@ class _Entity:
             if self.header is None:  # first header line starts with whitespace
                 self.header = bytearray(data.lstrip(b" \t"))
             else:
+                limit = self.mail.smtp.config.mime_max_header_bytes
+                if 0 < limit <= len(self.header):
+                    self.mail.smtp.limit_weird(
+                        "exceeded_mime_max_header_bytes", str(len(self.header))
+                    )
+                    return
                 self.header += data
         else:
             self._finish_header()
@@ -295,7 +302,10 @@ class _Entity:
         self._decode(data, trailing_crlf)
 
     def _begin_child(self) -> None:
-        if self.depth < MAX_MIME_DEPTH:
+        limit = self.mail.smtp.config.mime_max_depth
+        if 0 < limit <= self.depth:
+            self.mail.smtp.limit_weird("exceeded_mime_max_depth", str(self.depth))
+        else:
             self.child = _Entity(self.mail, self)
 
     def _end_child(self) -> None:
@@ -880,6 +890,15 @@ class SmtpAnalyzer:
         """Reporter::conn_weird(name, c) from the scripts: no source."""
         self.ctx.weird(name, ts=self.ts, source="")  # type: ignore[call-arg]
 
+    def limit_weird(self, name: str, addl: str) -> None:
+        """A limit reached: Zeek's LimitReachedWeird (a weird plus history X) where the context
+        offers it, a plain weird elsewhere."""
+        reached = getattr(self.ctx, "limit_reached_weird", None)
+        if reached is not None:
+            reached(name, addl)
+        else:
+            self.ctx.weird(name, addl, ts=self.ts)
+
     def _invalid_transaction(self, addl: str) -> None:
         self.ctx.weird("smtp_mail_transaction_invalid", addl, ts=self.ts)
         st = self.st
@@ -887,11 +906,7 @@ class SmtpAnalyzer:
         limit = self.config.max_invalid_mail_transactions
         if limit > 0 and st.invalid_transactions > limit and st.analyzer_enabled:
             addl = f"{st.invalid_transactions} > {limit}"
-            reached = getattr(self.ctx, "limit_reached_weird", None)
-            if reached is not None:
-                reached("smtp_excessive_invalid_mail_transactions", addl)
-            else:
-                self.ctx.weird("smtp_excessive_invalid_mail_transactions", addl, ts=self.ts)
+            self.limit_weird("smtp_excessive_invalid_mail_transactions", addl)
             st.analyzer_enabled = False
             self.disabled = True  # disable_analyzer
 
