@@ -624,7 +624,8 @@ class SmtpAnalyzer:
     def _reply_line(self, is_orig: bool, line: bytes) -> None:
         code = int(line[:3]) if len(line) >= 3 and line[:3].isdigit() else -1
         if code < 100 or code > 599:
-            self.ctx.violation("reply code out of range")
+            # Zeek formats the code after setting it to -1: the reason always says -1.
+            self.ctx.violation("reply code -1 out of range")
             return
         if self.pending_reply and code != self.pending_reply:
             self.pending_reply = 0

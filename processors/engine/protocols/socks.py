@@ -145,7 +145,7 @@ class SocksInfo:
     bound_p: int | None = None
 
 
-class _InnerDetector:
+class InnerDetector:
     """Zeek's PIA_TCP child of SOCKS: the proxied stream's first bytes matched against the
     registered DPD signatures; the analyzer found gets the stream from its start."""
 
@@ -223,7 +223,7 @@ class SocksAnalyzer:
         self.skip = False
         self.confirmed = False
         self.info: SocksInfo | None = None
-        self.inner: _InnerDetector | None = None
+        self.inner: InnerDetector | None = None
         state = getattr(ctx, "shared_state", None) or {}
         self.config: SocksConfig = state.get(CONFIG_KEY) or SocksConfig()
 
@@ -234,7 +234,7 @@ class SocksAnalyzer:
             if self.inner is None:
                 engine = getattr(getattr(self.ctx, "conn", None), "engine", None)
                 registry = getattr(engine, "analyzers", None) or REGISTRY
-                self.inner = _InnerDetector(self.ctx, registry)
+                self.inner = InnerDetector(self.ctx, registry)
             self.inner.data(is_orig, data, ts)
             return
         if self.skip:
