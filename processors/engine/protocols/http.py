@@ -116,6 +116,9 @@ _ENTITY_HEADERS = frozenset(
     {b"content-length", b"content-range", b"transfer-encoding", b"content-encoding", b"expect"}
 )
 _PROXY_LNAMES = frozenset(h.lower().encode() for h in PROXY_HEADERS)
+# Shared-state key of the policy scripts' handler objects HTTP analyzers call
+# (http_header(analyzer, is_orig, lname, value), http_message_done(analyzer, is_orig)).
+SCRIPT_HANDLERS_KEY = "http_script_handlers"
 _REQUEST_SCRIPT_HEADERS = frozenset(
     {b"referer", b"host", b"range", b"origin", b"user-agent", b"authorization"}
     | {b"proxy-authorization"}
@@ -925,6 +928,9 @@ class HttpAnalyzer:
         self.info: _Info | None = None  # c$http
         self.websocket: websocket.WebSocketInfo | None = None  # c$websocket
         self.upgrade_child: ChildAnalyzer | None = None  # what an upgrade handed the stream to
+        # Policy scripts' http_header / http_message_done handlers (e.g. software.py).
+        state = getattr(ctx, "shared_state", None) or {}
+        self.script_handlers: tuple[Any, ...] = tuple(state.get(SCRIPT_HANDLERS_KEY, ()))
 
     # -- AppAnalyzer
 
@@ -1210,6 +1216,8 @@ class HttpAnalyzer:
 
     def message_done(self, is_orig: bool, body_length: int, interrupted: bool) -> None:
         info = self._set_state(is_orig)
+        for handler in self.script_handlers:  # http_message_done in policy scripts
+            handler.http_message_done(self, is_orig)
         if is_orig:
             info.request_body_len = body_length
         else:
@@ -1268,6 +1276,8 @@ class HttpAnalyzer:
                     info.proxied.append(entry)
             else:  # authorization, proxy-authorization
                 self._basic_auth(info, value)
+        for handler in self.script_handlers:  # policy scripts, after main.zeek's handler
+            handler.http_header(self, is_orig, lname, value)
         # entities.zeek
         ent = info.current_entity
         if ent is None:
