@@ -101,6 +101,12 @@ LOAD_EFFECTS: dict[str, LoadEffect] = {
     "frameworks/files/hash-all-files": LoadEffect(overrides=(("hashes", _HASH_ALL),)),
     # A policy script with state of its own: protocols/known.py (configure(engine, KnownConfig)).
     "protocols/conn/known-services": LoadEffect(overrides=(("protocol_configs", ("known",)),)),
+    "base/frameworks/software": LoadEffect(overrides=(("protocol_configs", ("software",)),)),
+    "protocols/http/software": LoadEffect(overrides=(("software.http_software", True),)),
+    "protocols/http/software-browser-plugins": LoadEffect(
+        frozenset({"http", "weird", "tunnel"}),  # it loads base/protocols/http
+        (("software.browser_plugins", True),),
+    ),
     "frameworks/files/extract-all-files": LoadEffect(overrides=(("extract", True),)),
 }
 
@@ -191,6 +197,14 @@ def parse_int(text: str) -> int:
     return sign * parse_count(text.lstrip("+-"))
 
 
+def parse_enum(text: str) -> str:
+    """``Software::ALL_HOSTS`` or ``ALL_HOSTS`` -> the enum name without its module."""
+    text = text.strip()
+    if not re.fullmatch(r"[A-Za-z_][\w:]*", text):
+        raise ZeekScriptError(f"expected an enum name, got {text!r}")
+    return text.rsplit("::", 1)[-1]
+
+
 def parse_enum_set(text: str) -> frozenset[str]:
     """``{ SMB::FILE_READ, FILE_WRITE }`` -> the enum names without their module."""
     out = set()
@@ -239,6 +253,7 @@ REDEFS: dict[str, Redef] = {
     "DHCP::max_uids_per_log_entry": Redef("dhcp.max_uids_per_log_entry", parse_count),
     "DHCP::max_msg_types_per_log_entry": Redef("dhcp.max_msg_types_per_log_entry", parse_count),
     "DHCP::max_tracked_transactions": Redef("dhcp.max_tracked_transactions", parse_count),
+    "Software::asset_tracking": Redef("software.asset_tracking", parse_enum),
     "QUIC::max_history_length": Redef("quic.max_history_length", parse_count),
     "QUIC::max_discarded_packet_events": Redef("quic.max_discarded_packet_events", parse_int),
 }
@@ -333,6 +348,8 @@ def apply_load(settings: ZeekSettings, name: str, where: str = "") -> None:
             configs = settings.overrides.setdefault("protocol_configs", {})
             for protocol in value:
                 configs.setdefault(protocol, {})
+        elif "." in option:  # a field of a protocol's config
+            _store(settings, option, value)
         else:
             settings.overrides[option] = value
 
