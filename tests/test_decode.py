@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 from wirestream.processors.engine.api import Packet
 from wirestream.processors.engine.checksum import (
     datagram_checksum_ok,
+    flow_pair_sum,
+    flow_transport_ok,
     internet_checksum,
     ones_sum_ok,
 )
@@ -177,6 +179,28 @@ def test_checksums_like_zeek() -> None:
     assert datagram_checksum_ok(decode(icmp_ok)[0])
     icmp6_ok = pb.ether(pb.ipv6(pb.icmp6(128, 0, b"\0\1\0\1"), next_header=58), pb.ETH_IPV6)
     assert datagram_checksum_ok(decode(icmp6_ok)[0])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    payload=st.binary(max_size=2100),  # both word-sum paths (big-int below 768 B, numpy above)
+    v6=st.booleans(),
+    checksum=st.one_of(st.none(), st.integers(0, 0xFFFF)),
+    ends=st.sampled_from([("10.1.2.3", "192.168.7.9"), ("0.0.0.0", "255.255.255.255")]),
+)
+def test_flow_checksum_matches_datagram_checksum(payload, v6, checksum, ends) -> None:
+    """The engine's per-connection TCP check gives datagram_checksum_ok's verdict."""
+    src, dst = ("2001:db8::" + ends[0][-1], "fe80::1:" + ends[1][-1]) if v6 else ends
+    segment = pb.tcp(1234, 80, payload, flags="A", src=src, dst=dst, checksum=checksum)
+    ip = (
+        pb.ipv6(segment, src=src, dst=dst, next_header=6)
+        if v6
+        else pb.ipv4(segment, src=src, dst=dst, proto=6)
+    )
+    dg = decode(pb.ether(ip, pb.ETH_IPV6 if v6 else pb.ETH_IPV4))[0]
+    for a, b in ((dg.src, dg.dst), (dg.dst, dg.src)):  # either direction of the flow
+        pair = flow_pair_sum(a, b, dg.version)
+        assert flow_transport_ok(pair, 6, dg.payload) == datagram_checksum_ok(dg)
 
 
 def test_shared_mobile_ipv6_weirds_match_zeek(shared) -> None:

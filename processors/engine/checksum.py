@@ -84,6 +84,20 @@ def transport_ok(src: bytes, dst: bytes, proto: int, segment: bytes) -> bool:
     return total % _MOD == 0 and (total != 0 or nonzero)
 
 
+def flow_pair_sum(src: str, dst: str, version: int) -> int:
+    """Both addresses' share of the pseudo-header sum, mod 0xFFFF: the same for every segment
+    of a flow (either direction), so a connection computes it once."""
+    return (_addr_sum(src, version) + _addr_sum(dst, version)) % _MOD
+
+
+def flow_transport_ok(pair_sum: int, proto: int, segment: bytes) -> bool:
+    """:func:`transport_ok` for a complete segment of a flow whose :func:`flow_pair_sum` is
+    ``pair_sum`` (the datagram_checksum_ok arithmetic, without redoing the addresses)."""
+    rest, nonzero = _sum_mod(segment)
+    total = (pair_sum + proto + len(segment)) % _MOD + rest
+    return total % _MOD == 0 and (total != 0 or nonzero)
+
+
 def _packed(text: str, version: int) -> bytes:
     if version == 4:
         return socket.inet_aton(text)

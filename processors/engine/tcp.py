@@ -474,6 +474,7 @@ class TcpSession:
         "close_deferred",
         "deferred_gen_event",
         "analyzer_timers",
+        "pair_sum",
     )
 
     def __init__(self, conn: Connection) -> None:
@@ -487,6 +488,7 @@ class TcpSession:
         self.close_deferred = False
         self.deferred_gen_event = False
         self.analyzer_timers: list = []
+        self.pair_sum: int | None = None  # checksum.flow_pair_sum, set by the first segment
         self._add_timer(conn.start_time + TCP_SYN_TIMEOUT, self._expire_timer)
 
     # -- plumbing to the connection ---------------------------------------------------------
