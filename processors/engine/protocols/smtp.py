@@ -7,8 +7,8 @@ Three layers, mirroring Zeek so that odd sessions end up logged the same way:
 * :class:`SmtpAnalyzer` is Zeek's SMTP_Analyzer: commands queued under pipelining and
   matched to replies (multi-line replies are one reply), the state machine that knows when
   the client is sending mail data (DATA with dot-unstuffing, BDAT chunks), ``STARTTLS``
-  answered 220 handing the rest of the stream to an SSL child (the mechanism ftp.py uses for
-  ``AUTH TLS``), and the scripts ``base/protocols/smtp`` (``main.zeek``, ``entities.zeek``,
+  answered 220 handing the rest of the stream to an SSL child on a :class:`ChildContext`
+  (as ftp.py does for ``AUTH TLS``), and the scripts ``base/protocols/smtp`` (``main.zeek``, ``entities.zeek``,
   ``files.zeek``): one smtp.log row per mail transaction with the headers' fields;
 * :class:`_Entity` is Zeek's MIME_Entity as MIME_Mail drives it: headers (folded lines
   joined), multipart boundaries, message/rfc822 children, base64 and quoted-printable
@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
-import logging
 import re
 from collections import deque
 from dataclasses import dataclass, field
@@ -31,8 +30,6 @@ from wirestream.processors.engine.protocols.child import ChildContext
 from wirestream.processors.engine.protocols.http import filename_from_disposition
 from wirestream.processors.engine.protocols.ssl import SslAnalyzer
 from wirestream.schemas.zeeklog.escape import bytes_text as text
-
-log = logging.getLogger(__name__)
 
 PORTS = frozenset({25, 587})  # SMTP::ports
 MAX_PENDING_CMDS = 1000  # max_pending_cmd_q_size in SMTP.cc
