@@ -36,13 +36,14 @@ def script(text: str) -> ZeekSettings:
 def test_every_override_names_an_analyze_option_and_every_extra_analyzer_exists():
     fields = {f.name for f in dataclasses.fields(AnalyzeOptions)}
     assert {r.option for r in REDEFS.values() if "." not in r.option} <= fields
-    for redef in REDEFS.values():
-        if "." in redef.option:
-            protocol, name = redef.option.split(".")
+    load_fields = [o for e in LOAD_EFFECTS.values() for o, _ in e.overrides if "." in o]
+    for option in [r.option for r in REDEFS.values()] + load_fields:
+        if "." in option:
+            protocol, name = option.split(".")
             config = protocol_config_type(protocol)
-            assert name in {f.name for f in dataclasses.fields(config)}, redef
+            assert name in {f.name for f in dataclasses.fields(config)}, option
             assert hasattr(sys.modules[config.__module__], "configure")
-    assert {o for e in LOAD_EFFECTS.values() for o, _ in e.overrides} <= fields
+    assert {o for e in LOAD_EFFECTS.values() for o, _ in e.overrides if "." not in o} <= fields
     assert set().union(*EXTRA_ANALYZERS.values()) <= set(REGISTRY)
 
 
@@ -93,7 +94,7 @@ def test_everything_else_is_reported_not_silently_dropped():
         "redef test_get_file_name = function(f: fa_file): string\n"
         '    {\n    return fmt("%s-file", f$id);\n    };\n'
         'event icmp_redirect(c: connection, tgt: addr)\n\t{ print "}"; }\n'
-        "@load protocols/http/software\n"
+        "@load protocols/http/detect-sqli\n"
         "@load base/protocols/smtp\n"
         "@load base/protocols/irc\n"
         "global n = 1;\n"
@@ -104,7 +105,7 @@ def test_everything_else_is_reported_not_silently_dropped():
     assert "redef enum Notice::Type" in ignored
     assert "t.zeek:6: redef GridFTP::test_get_file_name = function" in ignored
     assert "event icmp_redirect" in ignored
-    assert "t.zeek:12: @load protocols/http/software (a script the built-in engine does" in ignored
+    assert "t.zeek:12: @load protocols/http/detect-sqli (a script the built-in engine" in ignored
     assert "no irc analyzer" in ignored  # a protocol the engine does not analyse is named
     assert "smtp" not in ignored and "weird" in s.features  # smtp is analysed, and loads weird
     assert "global n = 1" in ignored
