@@ -184,6 +184,25 @@ def test_protocol_options():
         script("redef SIP::max_request_path_length = -1;")
 
 
+def test_smtp_mime_and_socks_options():
+    s = script(
+        "redef SMTP::max_rcptto_addresses = 2;\n"
+        "redef MIME::max_depth = 3;\n"
+        "redef SOCKS::default_capture_password = T;\n"
+    )
+    configs = s.overrides["protocol_configs"]
+    assert configs["smtp"] == {"max_rcptto_addresses": 2, "mime_max_depth": 3}
+    assert configs["socks"] == {"capture_password": True}
+
+
+def test_every_protocol_redef_names_a_field_of_that_protocols_config():
+    for name, redef in REDEFS.items():
+        protocol, dot, field = redef.option.partition(".")
+        if dot:
+            fields = {f.name for f in dataclasses.fields(protocol_config_type(protocol))}
+            assert field in fields, name
+
+
 def test_bare_mode_can_enable_every_registered_analyzer():
     # An analyzer is enabled by loading base/protocols/<its name>, or comes with another
     # package (EXTRA_ANALYZERS); a new analyzer named otherwise needs an entry there.

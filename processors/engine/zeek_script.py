@@ -254,6 +254,16 @@ REDEFS: dict[str, Redef] = {
     "DHCP::max_msg_types_per_log_entry": Redef("dhcp.max_msg_types_per_log_entry", parse_count),
     "DHCP::max_tracked_transactions": Redef("dhcp.max_tracked_transactions", parse_count),
     "Software::asset_tracking": Redef("software.asset_tracking", parse_enum),
+    "SMTP::mail_transaction_validation": Redef("smtp.mail_transaction_validation", parse_bool),
+    "SMTP::max_invalid_mail_transactions": Redef("smtp.max_invalid_mail_transactions", parse_count),
+    "SMTP::max_rcptto_addresses": Redef("smtp.max_rcptto_addresses", parse_count),
+    "SMTP::max_to_addresses": Redef("smtp.max_to_addresses", parse_count),
+    "SMTP::max_cc_addresses": Redef("smtp.max_cc_addresses", parse_count),
+    "SMTP::max_path_length": Redef("smtp.max_path_length", parse_count),
+    "SMTP::bdat_max_line_length": Redef("smtp.bdat_max_line_length", parse_count),
+    "MIME::max_depth": Redef("smtp.mime_max_depth", parse_count),  # the SMTP MIME parser's
+    "MIME::max_header_bytes": Redef("smtp.mime_max_header_bytes", parse_count),
+    "SOCKS::default_capture_password": Redef("socks.capture_password", parse_bool),
     "QUIC::max_history_length": Redef("quic.max_history_length", parse_count),
     "QUIC::max_discarded_packet_events": Redef("quic.max_discarded_packet_events", parse_int),
 }
