@@ -109,6 +109,7 @@ _URI_CHARS = re.compile(rb"[A-Za-z0-9:/?#\[\]@!$&'()*+,;=\-_.~%]*")
 # HTTP token characters (printable ASCII minus separators), as Zeek's is_HTTP_token_char.
 _TOKEN_CHARS = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]*")
 _FIELD_NAME = re.compile(rb"[\x21-\x7e]+")
+_HEADER_START_SPECIAL = b"\x00 \t"  # first bytes _mime_deliver treats apart in a header
 # Valid header names seen so far -> lower-cased (names repeat: one dict lookup, no regex).
 _FIELD_NAMES: dict[bytes, bytes] = {}
 # Top-level entity headers submit_header acts on, and request headers http/main.zeek reads.
@@ -866,7 +867,11 @@ class _Side:
             if msg is not None:
                 top = msg.top
                 if top.in_header and not top.end_of_data:
-                    top._mime_deliver(data, True)
+                    if data[0] in _HEADER_START_SPECIAL:  # NUL, or a folded continuation
+                        top._mime_deliver(data, True)
+                    else:  # a new header: _mime_deliver's last branch
+                        top._finish_header()
+                        top.header = [data]
                     return
         http.deliver(self.is_orig, data, trailing_crlf, plain=False)
 
