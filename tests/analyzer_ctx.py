@@ -41,7 +41,7 @@ class FakeContext:
     def confirm(self, service: str) -> None:
         self.confirmed.append(service)
 
-    def violation(self, reason: str) -> None:
+    def violation(self, reason: str, data: bytes | None = None) -> None:
         self.violations.append(reason)
 
     def weird(

@@ -110,8 +110,9 @@ class AnalyzerContext(Protocol):
     def confirm(self, service: str) -> None:
         """Protocol confirmed: adds ``service`` to conn.log's service column (Zeek's confirmation)."""
 
-    def violation(self, reason: str) -> None:
-        """Protocol violation: the engine detaches the analyzer as Zeek's DPD would."""
+    def violation(self, reason: str, data: bytes | None = None) -> None:
+        """Protocol violation: the engine detaches the analyzer as Zeek's DPD would (``data``:
+        the input that failed, for analyzer.log's failure_data, when the analyzer has it)."""
 
     def weird(self, name: str, addl: str = "", ts: float | None = None) -> None:
         """Report an anomaly to weird.log, scoped to this connection."""

@@ -234,7 +234,7 @@ class AnalyzerSlot:
     def confirm(self, service: str) -> None:
         self._conn.confirm(service)
 
-    def violation(self, reason: str) -> None:
+    def violation(self, reason: str, data: bytes | None = None) -> None:
         """Zeek's DPD (base/frameworks/analyzer/dpd.zeek): a violation within the connection's
         first DPD::ignore_violations_after bytes removes the analyzer and takes its confirmed
         service off the connection; later violations are ignored."""
@@ -244,7 +244,7 @@ class AnalyzerSlot:
         if orig_size + resp_size > DPD_IGNORE_VIOLATIONS_AFTER:
             return
         self.active = False
-        analyzer_failed(conn, self.spec.name, reason)  # analyzer.log; the service comes off
+        analyzer_failed(conn, self.spec.name, reason, data)  # analyzer.log; service comes off
 
     def weird(
         self, name: str, addl: str = "", ts: float | None = None, source: str | None = None
