@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from analyzer_ctx import FakeContext, tcp_conn
 from engine_kit import ListSink, TcpTalk
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from wirestream.processors.engine.engine import Engine
 from wirestream.processors.engine.protocols import rdp
 
@@ -316,3 +318,37 @@ def test_rdp_to_ssl_case_matches_zeek(shared, tmp_path) -> None:
     result = compare_case(shared, "scripts.base.protocols.rdp.rdp-to-ssl", {"rdp"}, tmp_path)
     rdp_log = result["rdp.log"]
     assert rdp_log["exact"] == rdp_log["base_rows"] == 2, rdp_log
+
+
+def _session_bytes() -> list[tuple[bool, bytes]]:
+    blocks = client_core() + client_network([b"rdpdr", b"cliprdr"])
+    return [
+        (True, connect_request()),
+        (False, connect_confirm(selected=0)),
+        (True, connect_initial(blocks)),
+        (False, connect_response(server_core() + server_security())),
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_flipped_or_cut_sessions_end_in_rows_or_violations_never_exceptions(data) -> None:
+    a, ctx = analyzer()
+    for is_orig, chunk in _session_bytes():
+        chunk = bytearray(chunk)
+        for _ in range(data.draw(st.integers(0, 3))):
+            i = data.draw(st.integers(0, len(chunk) - 1))
+            chunk[i] = data.draw(st.integers(0, 255))
+        cut = data.draw(st.integers(0, len(chunk)))
+        a.data(is_orig, bytes(chunk[:cut]), 1.0)
+    a.end(2.0)
+    assert len(ctx.logs("rdp")) <= 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.binary(max_size=200)), max_size=6))
+def test_arbitrary_bytes_never_raise(chunks: list[tuple[bool, bytes]]) -> None:
+    a, ctx = analyzer()
+    for is_orig, chunk in chunks:
+        a.data(is_orig, b"\x03\x00" + chunk, 1.0)
+    a.end(2.0)

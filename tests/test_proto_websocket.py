@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 from analyzer_ctx import FakeContext, tcp_conn
 from engine_kit import ListSink, TcpTalk
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from wirestream.processors.engine.engine import Engine
-from wirestream.processors.engine.protocols import http
+from wirestream.processors.engine.protocols import http, websocket
 
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
 ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="  # RFC 6455's example answer to KEY
@@ -174,3 +176,31 @@ def test_101_switching_protocols_case_matches_zeek(shared, tmp_path) -> None:
     result = compare_case(shared, case, {"websocket", "http"}, tmp_path)
     for log in ("websocket.log", "http.log"):
         assert result[log]["exact"] == result[log]["base_rows"] == 1, result[log]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.binary(max_size=120)), max_size=8))
+def test_arbitrary_frames_end_in_confirmations_or_violations_never_exceptions(
+    chunks: list[tuple[bool, bytes]],
+) -> None:
+    ctx = WsContext(tcp_conn(80))
+    ws = websocket.WebSocketAnalyzer(ctx)
+    for is_orig, chunk in chunks:
+        ws.data(is_orig, chunk, 1.0)
+    ws.end(2.0)
+    assert len(ctx.violations) <= 1  # the first violation stops the reading
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(min_size=0, max_size=300), min_size=1, max_size=5), st.data())
+def test_valid_frames_read_the_same_whatever_the_chunking(payloads: list[bytes], data) -> None:
+    stream = b"".join(frame(p, opcode=2) for p in payloads)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=6)))
+    ctx = WsContext(tcp_conn(80))
+    ws = websocket.WebSocketAnalyzer(ctx)
+    prev = 0
+    for cut in [*cuts, len(stream)]:
+        ws.data(True, stream[prev:cut], 1.0)
+        prev = cut
+    assert ctx.violations == [] and ctx.confirmed == ["websocket"]
+    assert ws.sides[True].payload_left == 0 and not ws.sides[True].buf
