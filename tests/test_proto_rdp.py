@@ -352,3 +352,13 @@ def test_arbitrary_bytes_never_raise(chunks: list[tuple[bool, bytes]]) -> None:
     for is_orig, chunk in chunks:
         a.data(is_orig, b"\x03\x00" + chunk, 1.0)
     a.end(2.0)
+
+
+def test_unknown_confirm_response_type_reads_as_binpacs_case_error() -> None:
+    a, ctx = analyzer()
+    a.data(True, connect_request(), 1.0)
+    odd = tpkt(bytes([14, 0xD0]) + b"\x00\x00\x12\x34\x00" + struct.pack("<BBHI", 49, 0, 8, 1))
+    a.data(False, odd, 1.1)
+    assert ctx.violations == [
+        "Binpac exception: binpac exception: invalid index for case: Connect_Confirm_Record: 49"
+    ]

@@ -274,7 +274,7 @@ class RdpAnalyzer:
             _le(r, 2)  # length
             self._ev_negotiation_failure(_le(r, 4))
         else:
-            raise ParseError(f"invalid index for case: response_type {response_type}")
+            raise ParseError(f"invalid index for case: Connect_Confirm_Record: {response_type}")
 
     def _client_header(self, r: Reader) -> None:
         for _ in range(4):  # type_length, calling/called domain selectors, upward flag
@@ -379,7 +379,7 @@ class RdpAnalyzer:
                 _enforce(length <= MAX_DATA_LENGTH, "X509_Cert_Data:cert_len")
                 self._x509_cert(r.take(length))
         else:
-            raise ParseError(f"invalid index for case: cert_type {cert_type}")
+            raise ParseError(f"invalid index for case: Server_Certificate: {cert_type}")
         self._ev_server_certificate(cert_type, (version & 0x80000000) == 0)
 
     def _x509_cert(self, der: bytes) -> None:
