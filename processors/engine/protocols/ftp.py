@@ -680,17 +680,17 @@ class FtpAnalyzer:
         else:
             cont = False
             if code == 0:
-                self.ctx.violation("non-numeric reply code")
+                self.ctx.violation("non-numeric reply code", line)
                 return False
             if code < 100:
-                self.ctx.violation("invalid reply code")
+                self.ctx.violation("invalid reply code", line)
                 return False
             if len(line) > 3 and line[3:4] == b"-":
                 self.pending_reply = code
                 msg = line[4:].lstrip(b" \t")
                 cont = True
             elif len(line) > 3 and line[3:4] != b" ":
-                self.ctx.violation("invalid reply line")
+                self.ctx.violation("invalid reply line", line)
                 return False
             else:
                 msg = line[3:].lstrip(b" \t")
