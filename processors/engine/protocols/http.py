@@ -169,6 +169,8 @@ def unescape_uri(raw: bytes) -> bytes:
     return bytes(out)
 
 
+_MIME_TYPE = re.compile(rb"\s*([^\s/;]+)\s*/\s*([^\s;]+)")  # type/subtype of Content-Type
+_NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/=]")
 _CD_FILENAME = re.compile(rb"[fF][iI][lL][eE][nN][aA][mM][eE][ \t]*\*?=")
 _CT_NAME = re.compile(rb"[nN][aA][mM][eE][ \t]*=")
 _CD_NAME = re.compile(rb"^.*[nN][aA][mM][eE][ \t]*\*?=[ \t]*", re.S)
@@ -434,7 +436,7 @@ class _Entity:
     def _parse_mime_header(self, lname: bytes, value: bytes) -> None:
         """MIME_Entity::ParseMIMEHeader for ``lname`` (the lower-cased name)."""
         if lname == b"content-type":
-            m = re.match(rb"\s*([^\s/;]+)\s*/\s*([^\s;]+)", value)
+            m = _MIME_TYPE.match(value)
             if m is None:
                 return
             self.content_type = m.group(1).upper()
@@ -488,7 +490,7 @@ class _Entity:
             decoded = binascii.a2b_qp(line[:-1] if soft else line)
             self.submit_data(decoded if soft else decoded + b"\r\n")
         elif self.encoding == b"base64":
-            self.b64 += re.sub(rb"[^A-Za-z0-9+/=]", b"", data)
+            self.b64 += _NOT_BASE64.sub(b"", data)
             usable = len(self.b64) - len(self.b64) % 4
             if usable:
                 chunk = bytes(self.b64[:usable])
