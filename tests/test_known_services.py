@@ -20,7 +20,7 @@ OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
 def engine(**config: object) -> tuple[Engine, ListSink]:
     sink = ListSink()
     eng = Engine(sink, seed=1)
-    configure(eng, KnownConfig(**config))  # type: ignore[arg-type]
+    configure(eng, KnownConfig(loaded=True, **config))  # type: ignore[arg-type]
     return eng, sink
 
 
@@ -137,3 +137,12 @@ def test_teredo_known_services_case_matches_zeek(shared, tmp_path) -> None:
     result = zc.compare_dirs(case / "baseline", tmp_path, only={"known_services"})
     rows = result["known_services.log"]
     assert rows["exact"] == rows["base_rows"] == 3, rows
+
+
+def test_options_without_the_script_loaded_change_nothing() -> None:
+    sink = ListSink()
+    eng = Engine(sink, seed=1)
+    assert configure(eng, KnownConfig(service_tracking="ALL_HOSTS")) is None
+    http_talk(eng)
+    eng.finish()
+    assert sink.rows("known_services") == [] and eng.observers == []

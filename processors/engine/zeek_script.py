@@ -100,7 +100,7 @@ LOAD_EFFECTS: dict[str, LoadEffect] = {
     ),
     "frameworks/files/hash-all-files": LoadEffect(overrides=(("hashes", _HASH_ALL),)),
     # A policy script with state of its own: protocols/known.py (configure(engine, KnownConfig)).
-    "protocols/conn/known-services": LoadEffect(overrides=(("protocol_configs", ("known",)),)),
+    "protocols/conn/known-services": LoadEffect(overrides=(("known.loaded", True),)),
     "base/frameworks/software": LoadEffect(overrides=(("protocol_configs", ("software",)),)),
     "protocols/http/software": LoadEffect(overrides=(("software.http_software", True),)),
     "protocols/http/software-browser-plugins": LoadEffect(
@@ -254,6 +254,10 @@ REDEFS: dict[str, Redef] = {
     "DHCP::max_msg_types_per_log_entry": Redef("dhcp.max_msg_types_per_log_entry", parse_count),
     "DHCP::max_tracked_transactions": Redef("dhcp.max_tracked_transactions", parse_count),
     "Software::asset_tracking": Redef("software.asset_tracking", parse_enum),
+    "Known::service_tracking": Redef("known.service_tracking", parse_enum),
+    "Known::service_udp_requires_response": Redef(
+        "known.service_udp_requires_response", parse_bool
+    ),
     "SMTP::mail_transaction_validation": Redef("smtp.mail_transaction_validation", parse_bool),
     "SMTP::max_invalid_mail_transactions": Redef("smtp.max_invalid_mail_transactions", parse_count),
     "SMTP::max_rcptto_addresses": Redef("smtp.max_rcptto_addresses", parse_count),

@@ -16,6 +16,7 @@ observers.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,8 @@ from wirestream.processors.engine import tcp
 if TYPE_CHECKING:
     from wirestream.processors.engine.engine import Engine
     from wirestream.processors.engine.sessions import Connection
+
+log = logging.getLogger(__name__)
 
 UNKNOWN_SERVICE_DELAY = 300.0  # schedule 5min { service_info_commit(info) }
 SERVICES_EXPIRE = 86400.0  # Known::services &create_expire=1day
@@ -41,6 +44,7 @@ class KnownConfig:
 
     service_tracking: str = "LOCAL_HOSTS"
     service_udp_requires_response: bool = True
+    loaded: bool = False  # the script is loaded (a Known:: redef alone does not load it)
 
     def __post_init__(self) -> None:
         if self.service_tracking not in HOST_CHOICES:
@@ -115,12 +119,11 @@ class KnownServices:
         kept = [s for s in services if not s.startswith("-")]
         if not conn.services:
             # No protocol yet: give other connections five minutes to name one.
-            if self.engine.finishing:  # the end-of-trace timer expiry has run already
-                self._commit(info, [""])
-            else:
-                self.engine.timers.add(
-                    now + UNKNOWN_SERVICE_DELAY, lambda _t: self._commit(info, [""]), True
-                )
+            # Scheduled while the trace's last connections are flushed, after the end-of-trace
+            # timer expiry, it never fires (as in Zeek).
+            self.engine.timers.add(
+                now + UNKNOWN_SERVICE_DELAY, lambda _t: self._commit(info, [""]), True
+            )
         else:
             self._commit(info, kept)
 
@@ -147,8 +150,12 @@ class KnownServices:
         self.engine.sink.log("known_services", record)
 
 
-def configure(engine: Engine, config: KnownConfig) -> KnownServices:
-    """Load the script into ``engine``: its handlers join the engine's connection observers."""
+def configure(engine: Engine, config: KnownConfig) -> KnownServices | None:
+    """Load the script into ``engine``: its handlers join the engine's connection observers.
+    Options set without the script loaded change nothing (Zeek would not know them)."""
+    if not config.loaded:
+        log.warning("Known:: options given but protocols/conn/known-services is not loaded")
+        return None
     known = KnownServices(engine, config)
     engine.observers.append(known)
     return known
