@@ -139,6 +139,7 @@ LIKELY_SERVER_PORTS: dict[str, frozenset[int]] = {
 
 
 _V4_MAPPED = b"\0" * 10 + b"\xff\xff"
+_heappush = heapq.heappush
 
 
 class Timer:
@@ -161,9 +162,9 @@ class TimerQueue:
         self._seq = 0
 
     def add(self, when: float, callback: Callable[[float], None], do_expire: bool = False) -> Timer:
-        self._seq += 1
+        self._seq = seq = self._seq + 1
         timer = Timer(when, callback, do_expire)
-        heapq.heappush(self.heap, (when, self._seq, timer))
+        _heappush(self.heap, (when, seq, timer))
         return timer
 
     def advance(self, now: float) -> None:

@@ -165,11 +165,6 @@ class Endpoint:
             self.seq_wraps += 1
         self.last_seq = seq
 
-    def update_ack_seq(self, seq: int) -> None:
-        if seq < self.ack_seq:
-            self.ack_wraps += 1
-        self.ack_seq = seq
-
     def check_history(self, mask: int, code: str) -> bool:
         conn = self.conn
         if code in "AD" and conn.history == "H":
@@ -264,12 +259,6 @@ class Reassembler:
             pos = min(upper, b_upper)
         return first_new
 
-    def _delete_front(self, n: int) -> None:
-        for _seq, upper, _d in self.blocks[:n]:
-            self.size -= upper - _seq
-        del self.blocks[:n]
-        del self.starts[:n]
-
     def clear(self) -> None:
         self.blocks.clear()
         self.starts.clear()
@@ -341,7 +330,7 @@ class Reassembler:
                 break
             if b_seq == self.last_reassem_seq:
                 self.last_reassem_seq += b_upper - b_seq
-                if not self.skip_deliveries:  # _deliver, inlined
+                if not self.skip_deliveries:
                     e.conn.deliver_stream(e.is_orig, data)
                 n = len(blocks)
             idx += 1
@@ -349,21 +338,20 @@ class Reassembler:
         if (ack == e.start_seq or ack == e.start_seq + 1) and e.size() > TCP_MAX_INITIAL_WINDOW:
             self.trim_to_seq(self.last_reassem_seq)
 
-    def _deliver(self, seq: int, data: bytes) -> None:
-        if self.skip_deliveries:
-            return
-        endp = self.endp
-        endp.session.conn.deliver_stream(endp.is_orig, data)  # TcpSession.deliver, inlined
-
     def trim_to_seq(self, seq: int) -> None:
         if seq > self.last_reassem_seq:
             self._undelivered(seq)
-        k = 0
+        k = freed = 0
         blocks = self.blocks
-        while k < len(blocks) and blocks[k][1] <= seq:
+        n = len(blocks)
+        while k < n and blocks[k][1] <= seq:
+            b_seq, b_upper, _ = blocks[k]
+            freed += b_upper - b_seq
             k += 1
-        if k:
-            self._delete_front(k)
+        if k:  # the ACKed blocks go
+            self.size -= freed
+            del blocks[:k]
+            del self.starts[:k]
         if self.blocks and self.blocks[0][0] == self.last_reassem_seq:
             self._block_inserted(0)
         if seq > self.trim_seq:
@@ -397,7 +385,7 @@ class Reassembler:
         endp = self.endp
         conn = endp.conn
         peer = endp.peer
-        # _is_clean(endp) and _is_clean(peer), inlined
+        # both sides established, or cleanly closed from established
         if (
             endp.state == ESTABLISHED or (endp.state == CLOSED and endp.prev_state == ESTABLISHED)
         ) and (
@@ -405,7 +393,7 @@ class Reassembler:
         ):
             endp.scaled("G")
             conn.missed_bytes += length
-        conn.deliver_gap(endp.is_orig, length)  # TcpSession.deliver_gap, inlined
+        conn.deliver_gap(endp.is_orig, length)
         self.had_gap = True
 
     def ack_received(self, seq: int) -> None:
@@ -444,10 +432,6 @@ class Reassembler:
 
 def _is_active(e: Endpoint) -> bool:
     return e.state != INACTIVE and not e.did_close
-
-
-def _is_clean(e: Endpoint) -> bool:
-    return e.state == ESTABLISHED or (e.state == CLOSED and e.prev_state == ESTABLISHED)
 
 
 def _segment_len(payload_len: int, flags: int) -> int:
@@ -495,12 +479,6 @@ class TcpSession:
     def weird(self, name: str, addl: str = "", source: str = "TCP") -> None:
         """Adapter weirds carry source TCP; those Zeek raises on the connection itself, none."""
         self.conn.weird(name, addl, source)
-
-    def deliver(self, is_orig: bool, data: bytes) -> None:
-        self.conn.deliver_stream(is_orig, data)
-
-    def deliver_gap(self, is_orig: bool, length: int) -> None:
-        self.conn.deliver_gap(is_orig, length)
 
     def _add_timer(self, when: float, callback, do_expire: bool = False) -> None:
         timers = self.analyzer_timers
@@ -637,7 +615,7 @@ class TcpSession:
                     if delta_ack & 0x80000000:
                         delta_ack -= 0x100000000
                     if not (ack_seq == 0 and delta_ack > TOO_LARGE_SEQ_DELTA) and delta_ack > 0:
-                        if ack_seq < last:  # peer.update_ack_seq(ack_seq), inlined
+                        if ack_seq < last:  # the ACK number wrapped
                             peer.ack_wraps += 1
                         peer.ack_seq = ack_seq
 
