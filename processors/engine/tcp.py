@@ -279,10 +279,11 @@ class Reassembler:
             data = data[ack - seq :]
             seq = ack
         self._new_block(t, seq, data)
-        if (
-            self.blocks  # undelivered_bytes() is 0 without blocks
+        blocks = self.blocks
+        if (  # (pure tests; the cheap one first: in-order data leaves nothing undelivered)
+            blocks  # undelivered_bytes() is 0 without blocks
+            and blocks[-1][1] - self.last_reassem_seq > TCP_MAX_ABOVE_HOLE_WITHOUT_ANY_ACKS
             and endp.no_data_acked()
-            and self.undelivered_bytes() > TCP_MAX_ABOVE_HOLE_WITHOUT_ANY_ACKS
         ):
             endp.session.weird("above_hole_data_without_any_acks")
             self.clear()
