@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from . import tcp
@@ -70,15 +71,21 @@ PRIVATE_ADDRESS_SPACE: tuple[str, ...] = (
 _RSTOS0 = re.compile(r"\^?S[^HAFGIQ]*R.*")
 
 
+@lru_cache(maxsize=32)
+def _parse_nets(nets: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """The networks of ``nets`` (parsed once per list: every engine run builds a LocalNets)."""
+    try:
+        return tuple(ipaddress.ip_network(n, strict=False) for n in nets)
+    except ValueError as exc:
+        raise ValueError(f"bad local network: {exc}") from exc
+
+
 class LocalNets:
     """Site::local_nets: which addresses count as local for local_orig/local_resp."""
 
     def __init__(self, nets: Iterable[str] | None = None) -> None:
         nets = PRIVATE_ADDRESS_SPACE if nets is None else tuple(nets)
-        try:
-            parsed = [ipaddress.ip_network(n, strict=False) for n in nets]
-        except ValueError as exc:
-            raise ValueError(f"bad local network: {exc}") from exc
+        parsed = _parse_nets(nets)
         self.v4 = [n for n in parsed if n.version == 4]
         self.v6 = [n for n in parsed if n.version == 6]
         self.configured = bool(parsed)
