@@ -24,6 +24,7 @@ from wirestream.schemas.avro import (
     log_schema_from_json,
 )
 from wirestream.schemas.headers import headers_for
+from wirestream.schemas.registry import ConfluentRegistry
 
 from wirestream import topics
 from wirestream.config import Settings
@@ -56,7 +57,8 @@ def record_key(record: dict[str, Any]) -> bytes | None:
 
 
 class LogEncoder:
-    """Encodes records as single-object Avro with the log's schema, announcing each new schema.
+    """Encodes records as Avro with the log's schema in the configured wire format, announcing
+    each new schema (schemas topic; with ``wire_format = "confluent"`` also the registry).
 
     A log's schema is the bundled Zeek one; a record with columns it lacks (a newer Zeek, a site
     script) gets a schema extended by :func:`log_schema_from_json`, announced before use.
@@ -74,6 +76,13 @@ class LogEncoder:
         self._schemas: dict[str, tuple[AvroSchema, str]] = {}
         self._published: set[str] = set()
         self._meta_cache: dict[tuple[str, str, str], tuple[str, list[tuple[str, bytes]]]] = {}
+        # Confluent framing: each schema registered once under its topic's subject, id by fp.
+        self._registry = (
+            ConfluentRegistry.from_settings(settings)
+            if settings.wire_format == "confluent"
+            else None
+        )
+        self._registry_ids: dict[str, int] = {}
 
     def _schema(self, log_name: str, record: dict[str, Any]) -> tuple[AvroSchema, str]:
         have = self._schemas.get(log_name)
@@ -94,20 +103,27 @@ class LogEncoder:
         if fp not in self._published and self.publish_schema is not None:
             self.publish_schema(schema)
         self._published.add(fp)
+        if self._registry is not None and fp not in self._registry_ids:
+            self._registry_ids[fp] = self._registry.register_log(schema, self.settings)
         self._schemas[log_name] = (schema, fp)
         return schema, fp
+
+    def _value(self, record: dict[str, Any], schema: AvroSchema, fp: str) -> bytes:
+        if self._registry is None:
+            return codec.encode(record, schema)
+        return codec.encode_confluent(record, schema, self._registry_ids[fp])
 
     def encode(self, log_name: str, record: dict[str, Any], capture_id: str) -> OutMessage:
         schema, fp = self._schema(log_name, record)
         try:
-            value = codec.encode(record, schema)
+            value = self._value(record, schema, fp)
         except codec.CodecError:
             extended = avro_schema(log_schema_from_json(log_name, record))
             if fingerprint(extended) == fp:
                 raise
             log.info("log %s: record has columns beyond its schema; extending it", log_name)
             schema, fp = self._use(log_name, extended)
-            value = codec.encode(record, schema)
+            value = self._value(record, schema, fp)
         ts = record.get("ts")
         topic, headers = self._meta(log_name, capture_id, fp)
         return OutMessage(

@@ -112,3 +112,32 @@ def test_send_zeek_logs_refuses_a_file_that_is_no_zeek_log(
     direct = ZeekLogTailer(s).tail(readme)
     assert direct.records == 0 and "not a Zeek log" in (direct.error or "")
     assert _log_topics(s) == set()
+
+
+@pytest.mark.timeout(120)
+def test_confluent_wire_format_reaches_the_topic_and_reads_back(
+    shared: Path, tmp_path: Path, pipeline_settings
+) -> None:
+    """wire_format = "confluent": messages carry the registry id, and read() decodes them."""
+    from wirestream.consumers import read
+    from wirestream.schemas.registry_server import RegistryState, serve_in_thread
+
+    source = shared / "samples" / "zeek-logs" / "tsv-2014" / "dns.log"
+    lines = source.read_text().splitlines(keepends=True)
+    path = tmp_path / "dns.log"
+    path.write_text("".join(line for line in lines if not line.startswith("#close")))
+    server, url = serve_in_thread(RegistryState())
+    try:
+        confluent = pipeline_settings.with_overrides(
+            wire_format="confluent", schema_registry_url=url
+        )
+        result = ZeekLogTailer(confluent, sensor="tap").tail(path)
+        topic = topics.log_topic("dns", confluent)
+        values = [m.value() for m in read_all(confluent, topic)]
+        assert len(values) == result.records > 0
+        assert all(v[:1] == b"\x00" for v in values)  # Confluent magic, not C3 01
+        frame = read("dns", settings=confluent, progress=False)
+    finally:
+        server.shutdown()
+    assert len(frame) == result.records
+    assert frame["query"].notna().any()
