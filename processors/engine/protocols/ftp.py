@@ -33,6 +33,7 @@ from wirestream.processors.engine.api import (
 )
 from wirestream.processors.engine.mime import sniff_mime
 from wirestream.processors.engine.protocols.child import ChildContext as _ChildContext
+from wirestream.processors.engine.protocols.dpd import keyword_starts_line
 from wirestream.processors.engine.protocols.ssl import SslAnalyzer
 from wirestream.schemas.zeeklog.escape import bytes_text as text
 
@@ -117,8 +118,11 @@ CMD_REPLY_CODE: dict[str, frozenset[int]] = {
 }
 
 _REPLY_LOOKS_FINAL = re.compile(r"[1-9][0-9]{2} [\x20-\x7e]{10}")
-_DPD_CLIENT = re.compile(rb"(|.*[\n\r]) *[uU][sS][eE][rR] ", re.S)
-_DPD_SERVER = re.compile(rb"[\n\r ]*(120|220)[^0-9].*[\n\r] *(230|331)[^0-9]", re.S)
+# dpd_ftp_client: /(|.*[\n\r]) *[uU][sS][eE][rR] /
+_DPD_CLIENT_KEYWORDS = (b"user ",)
+# dpd_ftp_server: /[\n\r ]*(120|220)[^0-9].*[\n\r] *(230|331)[^0-9]/, the part after .* searched
+_DPD_SERVER_GREETING = re.compile(rb"[\n\r ]*(120|220)[^0-9]")
+_DPD_SERVER_LOGIN = re.compile(rb"[\n\r] *(230|331)[^0-9]")
 _ABSOLUTE_PATH = re.compile(r"(/|[A-Za-z]:[\\/]).*", re.S)
 _DIR_PATTERN = re.compile(r'(/|[A-Za-z]:[\\/])([^" ]|(\\ ))*')
 _NUMBER = re.compile(r"[0-9]+")
@@ -984,8 +988,14 @@ class FtpDataAnalyzer:
 
 
 def sniff_ftp(orig: bytes, resp: bytes) -> bool:
-    """Zeek's dpd_ftp_server signature, which requires dpd_ftp_client on the other side."""
-    return bool(_DPD_CLIENT.match(orig) and _DPD_SERVER.match(resp))
+    """Zeek's dpd_ftp_server signature, which requires dpd_ftp_client on the other side
+    (the anchored server greeting first: it rules out nearly every connection at once)."""
+    greeting = _DPD_SERVER_GREETING.match(resp)
+    return (
+        greeting is not None
+        and _DPD_SERVER_LOGIN.search(resp, greeting.end()) is not None
+        and keyword_starts_line(orig, _DPD_CLIENT_KEYWORDS, b" ")
+    )
 
 
 SPEC = register(

@@ -18,7 +18,6 @@ a keyboard layout or a result.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -518,13 +517,25 @@ class RdpAnalyzer:
 
 # ----------------------------------------------------------------------------- DPD
 
-_DPD_CLIENT = re.compile(rb".*(Cookie: mstshash=|Duca.*(rdpdr|rdpsnd|drdynvc|cliprdr))", re.S)
-_DPD_SERVER = re.compile(rb"(.{5}\xd0|.*McDn)", re.S)
+# dpd_rdp_client /.*(Cookie: mstshash=|Duca.*(rdpdr|rdpsnd|drdynvc|cliprdr))/ and
+# dpd_rdp_server /(.{5}\xd0|.*McDn)/, matched with finds instead of backtracking.
+_DPD_CHANNELS = (b"rdpdr", b"rdpsnd", b"drdynvc", b"cliprdr")
+
+
+def _rdp_client(data: bytes) -> bool:
+    if b"Cookie: mstshash=" in data:
+        return True
+    duca = data.find(b"Duca")  # the first one leaves the most room for a channel after it
+    return duca >= 0 and any(data.find(name, duca + 4) >= 0 for name in _DPD_CHANNELS)
+
+
+def _rdp_server(data: bytes) -> bool:
+    return (len(data) > 5 and data[5] == 0xD0) or b"McDn" in data
 
 
 def sniff_rdp(orig: bytes, resp: bytes) -> bool:
     """Zeek's dpd_rdp_client signature, which requires dpd_rdp_server on the other side."""
-    return bool(_DPD_CLIENT.match(orig) and _DPD_SERVER.match(resp))
+    return _rdp_server(resp) and _rdp_client(orig)
 
 
 SPEC = register(

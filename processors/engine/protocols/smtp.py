@@ -27,6 +27,7 @@ from typing import Any
 
 from wirestream.processors.engine.api import AnalyzerContext, AnalyzerSpec, Record, register
 from wirestream.processors.engine.protocols.child import ChildContext
+from wirestream.processors.engine.protocols.dpd import keyword_starts_line
 from wirestream.processors.engine.protocols.http import filename_from_disposition
 from wirestream.processors.engine.protocols.ssl import SslAnalyzer
 from wirestream.schemas.zeeklog.escape import bytes_text as text
@@ -1045,12 +1046,15 @@ class SmtpAnalyzer:
 
 
 _DPD_SERVER = re.compile(rb"[\t\n\v\f\r ]*220[\t\n\v\f\r -]")
-_DPD_CLIENT = re.compile(rb"(?:|.*[\n\r])[\t\n\v\f\r ]*(?:[hH][eE][lL][oO]|[eE][hH][lL][oO])", re.S)
+# dpd_smtp_client: /(|.*[\n\r])[[:space:]]*([hH][eE][lL][oO]|[eE][hH][lL][oO])/
+_DPD_CLIENT_KEYWORDS = (b"helo", b"ehlo")
+_SPACE = b"\t\n\v\f\r "
 
 
 def sniff_smtp(orig: bytes, resp: bytes) -> bool:
-    """Zeek's dpd_smtp_server signature, which requires dpd_smtp_client on the other side."""
-    return bool(_DPD_CLIENT.match(orig) and _DPD_SERVER.match(resp))
+    """Zeek's dpd_smtp_server signature, which requires dpd_smtp_client on the other side
+    (the anchored server pattern first: it rules out nearly every connection at once)."""
+    return bool(_DPD_SERVER.match(resp)) and keyword_starts_line(orig, _DPD_CLIENT_KEYWORDS, _SPACE)
 
 
 SPEC = register(
