@@ -136,6 +136,8 @@ class AnalyzeOptions:
     # None = Zeek's default scripts (everything). Bare mode (-b) sets it from the loads.
     features: frozenset[str] | None = None
     handled_events: frozenset[str] = frozenset()  # events the scripts have handlers for
+    # Handlers whose bodies only raise notices: event -> notice.NoticeHandler, run by the engine.
+    notice_handlers: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     zeek_scripts: tuple[str, ...] = ()  # scripts/redefs as given, for --engine zeek
 
 
@@ -223,6 +225,11 @@ def build_engine(sink: Any, options: AnalyzeOptions) -> Any:
     for protocol, values in options.protocol_configs.items():
         config = protocol_config_type(protocol)(**values)  # its __post_init__ checks values
         sys.modules[type(config).__module__].configure(engine, config)
+    from wirestream.processors.engine import notice
+    from wirestream.processors.engine.zeek_script import option_value
+
+    configs = options.protocol_configs
+    notice.configure(engine, options.notice_handlers, lambda name: option_value(name, configs))
     return engine
 
 
@@ -535,6 +542,7 @@ def analyze_command(
         seed=seed,
         features=frozenset(zeek.features) if bare else None,
         handled_events=frozenset(zeek.handled_events),
+        notice_handlers=dict(zeek.notice_handlers),
     )
     chosen = engine or settings.engine
     zeek_path = settings.zeek_path  # also WIRESTREAM_ZEEK_PATH, as every setting

@@ -88,7 +88,7 @@ def test_values_are_typed_and_checked():
 
 def test_everything_else_is_reported_not_silently_dropped():
     s = script(
-        "module GridFTP;\n"
+        "module MyScript;\n"
         "redef size_threshold = 2;\n"
         "redef enum Notice::Type += {\n    Data_Channel\n};\n"
         "redef test_get_file_name = function(f: fa_file): string\n"
@@ -101,9 +101,9 @@ def test_everything_else_is_reported_not_silently_dropped():
     )
     assert s.handled_events == {"icmp_redirect"}
     ignored = "\n".join(s.ignored)
-    assert "t.zeek:2: redef GridFTP::size_threshold = 2" in ignored  # module-qualified
+    assert "t.zeek:2: redef MyScript::size_threshold = 2" in ignored  # module-qualified
     assert "redef enum Notice::Type" in ignored
-    assert "t.zeek:6: redef GridFTP::test_get_file_name = function" in ignored
+    assert "t.zeek:6: redef MyScript::test_get_file_name = function" in ignored
     assert "event icmp_redirect" in ignored
     assert "t.zeek:12: @load protocols/http/detect-sqli (a script the built-in engine" in ignored
     assert "no irc analyzer" in ignored  # a protocol the engine does not analyse is named

@@ -123,6 +123,8 @@ class ZeekSettings:
     loads: list[str] = field(default_factory=list)  # normalised names, as loaded
     features: set[str] = field(default_factory=set)  # what the loads enable (see GATED_LOGS)
     handled_events: set[str] = field(default_factory=set)
+    # Event handlers whose bodies only raise notices (notice.NoticeHandler), run by the engine.
+    notice_handlers: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     ignored: list[str] = field(default_factory=list)  # one human-readable item each
 
 
@@ -158,7 +160,7 @@ def _set_items(text: str) -> list[str]:
     if not (text.startswith("{") and text.endswith("}")):
         raise ZeekScriptError(f"expected a set literal {{ ... }}, got {text!r}")
     inner = text[1:-1].strip()
-    return [item.strip() for item in _split_top(inner, ",") if item.strip()] if inner else []
+    return [item.strip() for item in split_top(inner, ",") if item.strip()] if inner else []
 
 
 def parse_subnet_set(text: str) -> tuple[str, ...]:
@@ -270,7 +272,23 @@ REDEFS: dict[str, Redef] = {
     "SOCKS::default_capture_password": Redef("socks.capture_password", parse_bool),
     "QUIC::max_history_length": Redef("quic.max_history_length", parse_count),
     "QUIC::max_discarded_packet_events": Redef("quic.max_discarded_packet_events", parse_int),
+    "GridFTP::size_threshold": Redef("gridftp.size_threshold", parse_count),
+    "GridFTP::max_time": Redef("gridftp.max_time", parse_interval),
+    "GridFTP::skip_data": Redef("gridftp.skip_data", parse_bool),
 }
+
+
+def option_value(name: str, protocol_configs: Mapping[str, Mapping[str, Any]]) -> Any:
+    """A protocol option's value for a script expression (``GridFTP::size_threshold``): as
+    redef'd in ``protocol_configs``, else its default. KeyError for options the engine lacks."""
+    spec = REDEFS.get(name)
+    if spec is None or "." not in spec.option:
+        raise KeyError(f"{name} is not a protocol option the engine has")
+    protocol, field_name = spec.option.split(".", 1)
+    configured = protocol_configs.get(protocol, {})
+    if field_name in configured:
+        return configured[field_name]
+    return getattr(protocol_config_type(protocol)(), field_name)
 
 
 def _current(settings: ZeekSettings, option: str) -> Any:
@@ -371,7 +389,7 @@ def apply_load(settings: ZeekSettings, name: str, where: str = "") -> None:
 # -- script text --------------------------------------------------------------------------------
 
 
-def _split_top(text: str, sep: str) -> list[str]:
+def split_top(text: str, sep: str) -> list[str]:
     """Split on ``sep`` outside strings and brackets."""
     parts, depth, start, quote = [], 0, 0, False
     i = 0
@@ -506,10 +524,19 @@ def apply_script(settings: ZeekSettings, text: str, origin: str = "<script>") ->
             continue
         m = _EVENT.match(stmt)
         if m:
-            settings.handled_events.add(m.group(1))
-            settings.ignored.append(
-                f"{where}: the body of event {m.group(1)} (handlers do not run)"
-            )
+            event = m.group(1)
+            settings.handled_events.add(event)
+            from .notice import NoticeScriptError, read_handler
+
+            try:
+                handler = read_handler(event, stmt, module)
+            except NoticeScriptError as exc:
+                settings.ignored.append(
+                    f"{where}: the body of event {event} (handlers do not run: {exc})"
+                )
+                continue
+            known = settings.notice_handlers.get(event, ())
+            settings.notice_handlers[event] = (*known, handler)
             continue
         m = _REDEF.match(stmt)
         if m and not stmt.startswith(("redef enum", "redef record")):

@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass, field
 
 from wirestream.processors.engine.api import AnalyzerContext, AnalyzerSpec, Record, register
+from wirestream.processors.engine.protocols import gridftp
 from wirestream.processors.engine.protocols import ssl_consts as consts
 from wirestream.processors.engine.protocols.bytereader import ParseError, Reader
 from wirestream.processors.engine.protocols.x509 import (
@@ -777,6 +778,9 @@ class SslAnalyzer:
         info = self._session()
         self._finishing(info)
         info.established = True
+        conn = getattr(self.ctx, "conn", None)  # gridftp.zeek's handler (priority -3)
+        if conn is not None:
+            gridftp.ssl_established(conn, info.cipher, info.subject, info.client_subject)
         self._write(info)
         if info.analyzer_id:  # the script removes the analyzer (disable_analyzer_after_detection)
             self.skip = True
