@@ -18,20 +18,32 @@ from pathlib import Path
 from typing import Any, Literal
 
 import click
-from wirestream.processors.engine.api import ExtractedFile, Packet, Record
+from wirestream.processors.engine.api import (
+    OPTIONAL_COLUMNS_STATE,
+    ExtractedFile,
+    Packet,
+    Record,
+)
 from wirestream.processors.engine.bpf import (
     DEFAULT_FILTER,
     BpfError,
     CaptureFilter,
     packet_filter_record,
 )
+from wirestream.processors.engine.gc_policy import analysis_gc
 from wirestream.processors.engine.pcapio import (
     CaptureError,
     CaptureStats,
     check_capture_file,
     read_packets,
 )
-from wirestream.schemas.zeek_types import Column, LogSchema, parse_type, zeek_log_schemas
+from wirestream.schemas.optional_columns import (
+    columns_of_option,
+    columns_of_script,
+    filter_options,
+    with_optional_columns,
+)
+from wirestream.schemas.zeek_types import LogSchema, zeek_log_schemas
 from wirestream.schemas.zeeklog import ZeekLogWriter
 
 from wirestream.cli import settings_of
@@ -39,17 +51,11 @@ from wirestream.config import ENGINES
 
 log = logging.getLogger(__name__)
 
-# Columns Zeek's optional policy scripts add to base logs (types as in Zeek's baselines).
-POLICY_COLUMNS: dict[str, dict[str, list[Column]]] = {
-    "vlan-logging": {
-        "conn": [Column("vlan", parse_type("int")), Column("inner_vlan", parse_type("int"))]
-    },
-    "mac-logging": {
-        "conn": [
-            Column("orig_l2_addr", parse_type("string")),
-            Column("resp_l2_addr", parse_type("string")),
-        ]
-    },
+# The policy scripts whose columns the engine fills (--policy NAME, or @load of the script);
+# their columns and where they go: wirestream.schemas.optional_columns.
+POLICY_SCRIPTS: dict[str, str] = {
+    "vlan-logging": "protocols/conn/vlan-logging",
+    "mac-logging": "protocols/conn/mac-logging",
 }
 
 
@@ -67,13 +73,13 @@ class LogFolderSink:
         out_dir: Path,
         fmt: Literal["tsv", "json"] = "tsv",
         *,
-        extra_columns: dict[str, list[Column]] | None = None,
+        optional_columns: dict[str, list[str]] | None = None,
         schemas: dict[str, LogSchema] | None = None,
     ) -> None:
         self.out_dir = out_dir
         self.fmt = fmt
         self.schemas = schemas if schemas is not None else zeek_log_schemas()
-        self.extra_columns = extra_columns or {}
+        self.optional_columns = optional_columns or {}
         self.writers: dict[str, ZeekLogWriter] = {}
         self.files_written: list[Path] = []
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -82,8 +88,10 @@ class LogFolderSink:
         base = self.schemas.get(name)
         if base is None:
             raise AnalyzeError(f"the engine produced a log Zeek does not define: {name!r}")
-        extra = self.extra_columns.get(name)
-        return LogSchema(name, base.columns + tuple(extra)) if extra else base
+        try:  # policy and option columns where Zeek puts them
+            return with_optional_columns(base, self.optional_columns.get(name, ()))
+        except ValueError as exc:
+            raise AnalyzeError(str(exc)) from exc
 
     def log(self, log_name: str, record: Record) -> None:
         writer = self.writers.get(log_name)
@@ -127,6 +135,9 @@ class AnalyzeOptions:
     x509_in_files_log: bool = False  # X509::log_x509_in_files_log: certificates in files.log
     delay_teredo_confirmation: bool = True  # Tunnel::delay_teredo_confirmation
     x509_relog_after: float | None = None  # X509::relog_known_certificates_after (None: 1 day)
+    # SSL::log_include_server_certificate_subject_issuer / ..._client_...: ssl.log columns.
+    ssl_log_subject_issuer: bool = False
+    ssl_log_client_subject_issuer: bool = False
     # Protocol options scripts redef: protocol -> {<Protocol>Config field: value}.
     protocol_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     tcp_inactivity_timeout: float | None = None  # None: Zeek's defaults
@@ -168,6 +179,25 @@ def merged_packets(traces: Iterable[str | Path], stats: list[CaptureStats]) -> I
     if len(streams) == 1:
         return streams[0]
     return heapq.merge(*streams, key=lambda p: p.ts)
+
+
+def optional_log_columns(options: AnalyzeOptions) -> dict[str, list[str]]:
+    """log -> the optional columns ``options`` turn on: the policies' (in load order), and
+    those of the log filter options the scripts set (SSL::log_include_..._subject_issuer)."""
+    from wirestream.processors.engine.zeek_script import REDEFS
+
+    out: dict[str, list[str]] = {}
+    for policy in options.policies:
+        if policy not in POLICY_SCRIPTS:
+            raise AnalyzeError(f"unknown policy {policy!r}; known: {', '.join(POLICY_SCRIPTS)}")
+        for log_name, names in columns_of_script(POLICY_SCRIPTS[policy]).items():
+            out.setdefault(log_name, []).extend(names)
+    for option in sorted(filter_options()):
+        spec = REDEFS.get(option)
+        if spec is not None and getattr(options, spec.option):
+            for log_name, names in columns_of_option(option).items():
+                out.setdefault(log_name, []).extend(names)
+    return out
 
 
 def build_engine(sink: Any, options: AnalyzeOptions) -> Any:
@@ -228,6 +258,7 @@ def build_engine(sink: Any, options: AnalyzeOptions) -> Any:
     from wirestream.processors.engine import notice
     from wirestream.processors.engine.zeek_script import option_value
 
+    engine.analyzer_state[OPTIONAL_COLUMNS_STATE] = optional_log_columns(options)
     configs = options.protocol_configs
     notice.configure(engine, options.notice_handlers, lambda name: option_value(name, configs))
     return engine
@@ -247,6 +278,7 @@ class LoadedLogsSink:
             self._sink.log(log_name, record)
 
 
+@analysis_gc()
 def run_builtin(traces: list[str], sink: Any, options: AnalyzeOptions) -> AnalyzeResult:
     """Analyze ``traces`` with the built-in engine into ``sink``; the caller closes the sink."""
     capture_filter = None
@@ -337,15 +369,9 @@ def analyze_traces(
         raise AnalyzeError(
             "--engine zeek: no zeek binary found (set WIRESTREAM_ZEEK_PATH or put zeek on PATH)"
         )
-    extra: dict[str, list[Column]] = {}
-    for policy in options.policies:
-        if policy not in POLICY_COLUMNS:
-            raise AnalyzeError(f"unknown policy {policy!r}; known: {', '.join(POLICY_COLUMNS)}")
-        for log_name, cols in POLICY_COLUMNS[policy].items():
-            extra.setdefault(log_name, []).extend(cols)
     if out_dir.exists() and not out_dir.is_dir():
         raise AnalyzeError(f"{out_dir} exists and is not a folder")
-    sink = LogFolderSink(out_dir, fmt, extra_columns=extra)
+    sink = LogFolderSink(out_dir, fmt, optional_columns=optional_log_columns(options))
     try:
         if zeek is not None:
             from wirestream.processors.zeek_engine import ZeekError, run_zeek

@@ -147,6 +147,9 @@ class AnalyzerSpec:
 
 
 REGISTRY: dict[str, AnalyzerSpec] = {}
+# Key of ``engine.analyzer_state`` (an analyzer's ``ctx.shared_state``): log -> the optional
+# columns (wirestream.schemas.optional_columns) the sink writes, which records then carry.
+OPTIONAL_COLUMNS_STATE = "optional_columns"
 
 
 def register(spec: AnalyzerSpec) -> AnalyzerSpec:

@@ -272,6 +272,12 @@ REDEFS: dict[str, Redef] = {
     "SOCKS::default_capture_password": Redef("socks.capture_password", parse_bool),
     "QUIC::max_history_length": Redef("quic.max_history_length", parse_count),
     "QUIC::max_discarded_packet_events": Redef("quic.max_discarded_packet_events", parse_int),
+    "SSL::log_include_server_certificate_subject_issuer": Redef(
+        "ssl_log_subject_issuer", parse_bool
+    ),
+    "SSL::log_include_client_certificate_subject_issuer": Redef(
+        "ssl_log_client_subject_issuer", parse_bool
+    ),
     "GridFTP::size_threshold": Redef("gridftp.size_threshold", parse_count),
     "GridFTP::max_time": Redef("gridftp.max_time", parse_interval),
     "GridFTP::skip_data": Redef("gridftp.skip_data", parse_bool),

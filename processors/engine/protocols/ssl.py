@@ -26,7 +26,13 @@ import logging
 import re
 from dataclasses import dataclass, field
 
-from wirestream.processors.engine.api import AnalyzerContext, AnalyzerSpec, Record, register
+from wirestream.processors.engine.api import (
+    OPTIONAL_COLUMNS_STATE,
+    AnalyzerContext,
+    AnalyzerSpec,
+    Record,
+    register,
+)
 from wirestream.processors.engine.protocols import gridftp
 from wirestream.processors.engine.protocols import ssl_consts as consts
 from wirestream.processors.engine.protocols.bytereader import ParseError, Reader
@@ -821,7 +827,7 @@ class SslAnalyzer:
         self.ctx.emit("ssl", self.record(info))
 
     def record(self, info: SslInfo) -> Record:
-        return {
+        record = {
             "ts": info.ts,
             "uid": self.ctx.uid,
             **self.ctx.conn_id.columns(),
@@ -837,7 +843,12 @@ class SslAnalyzer:
             "cert_chain_fps": info.cert_chain_fps,
             "client_cert_chain_fps": info.client_cert_chain_fps,
             "sni_matches_cert": info.sni_matches_cert,
-        }  # subject/issuer columns only exist with SSL::log_include_*_subject_issuer
+        }
+        # subject/issuer columns only exist with SSL::log_include_*_subject_issuer
+        state = getattr(self.ctx, "shared_state", None) or {}
+        for name in state.get(OPTIONAL_COLUMNS_STATE, {}).get("ssl", ()):
+            record[name] = getattr(info, name)
+        return record
 
 
 @dataclass
