@@ -37,6 +37,7 @@ from typing import Any, Protocol
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 from wirestream.processors import capture_details as cd
 from wirestream.processors.engine.api import ExtractedFile, Packet, Record
+from wirestream.processors.engine.gc_policy import analysis_gc
 from wirestream.processors.file_meta import file_metadata, safe_name
 from wirestream.processors.service import (
     DEFAULT_SPOOL_MEMORY,
@@ -251,6 +252,7 @@ class BroProcessor:
     def stop(self) -> None:
         self.stop_event.set()
 
+    @analysis_gc()  # a long-running analysis: the same collector settings as `analyze`
     def run(self, *, max_idle: float | None = None) -> None:
         """Process until stopped (SIGTERM/SIGINT via :func:`serve`, or ``stop()``)."""
         self._finish_orphaned_sends()
