@@ -169,8 +169,11 @@ def test_no_watch_without_ftp_loaded_or_with_another_cipher():
     session = conn.adapter
     gridftp.ssl_established(conn, NULL_CIPHER, "CN=s", "CN=c")
     assert conn.adapter is session
-    engine = make_engine()
+    conn.engine = make_engine()
     gridftp.ssl_established(conn, "TLS_RSA_WITH_AES_128_CBC_SHA", "CN=s", "CN=c")
+    assert conn.adapter is session
+    conn.transport = "udp"  # DTLS: not followed
+    gridftp.ssl_established(conn, NULL_CIPHER, "CN=s", "CN=c")
     assert conn.adapter is session
 
 

@@ -69,6 +69,9 @@ def ssl_established(
     engine = conn.engine
     if "ftp" not in engine.analyzers or not initial_criteria(cipher, subject, client_subject):
         return
+    if conn.transport != "tcp":  # DTLS: the watch sees TCP segments only; not followed
+        log.debug("%s: GridFTP data channel criteria on %s not followed", conn.uid, conn.transport)
+        return
     config = engine.analyzer_state.get(CONFIG_KEY) or GridftpConfig()
     watches = engine.analyzer_state.get(WATCHES_KEY)
     if watches is None:
