@@ -88,3 +88,9 @@ def test_an_option_the_engine_lacks_is_a_clear_error():
     handler = read_handler("e", text, "Mod")
     with pytest.raises(NoticeScriptError, match="Mod::unknown_opt: not an option"):
         run_handler(handler, CONN, 1.0, {}.__getitem__)
+
+
+def test_new_notice_types_need_no_declaration():
+    settings = ZeekSettings()
+    apply_script(settings, "module M;\nredef enum Notice::Type += {\n  A, B\n};\n", "t.zeek")
+    assert settings.ignored == []

@@ -90,7 +90,7 @@ def test_everything_else_is_reported_not_silently_dropped():
     s = script(
         "module MyScript;\n"
         "redef size_threshold = 2;\n"
-        "redef enum Notice::Type += {\n    Data_Channel\n};\n"
+        "redef enum Log::ID += {\n    LOG\n};\n"
         "redef test_get_file_name = function(f: fa_file): string\n"
         '    {\n    return fmt("%s-file", f$id);\n    };\n'
         'event icmp_redirect(c: connection, tgt: addr)\n\t{ print "}"; }\n'
@@ -102,7 +102,7 @@ def test_everything_else_is_reported_not_silently_dropped():
     assert s.handled_events == {"icmp_redirect"}
     ignored = "\n".join(s.ignored)
     assert "t.zeek:2: redef MyScript::size_threshold = 2" in ignored  # module-qualified
-    assert "redef enum Notice::Type" in ignored
+    assert "redef enum Log::ID" in ignored
     assert "t.zeek:6: redef MyScript::test_get_file_name = function" in ignored
     assert "event icmp_redirect" in ignored
     assert "t.zeek:12: @load protocols/http/detect-sqli (a script the built-in engine" in ignored

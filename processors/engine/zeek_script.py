@@ -501,6 +501,7 @@ _REDEF = re.compile(r"^redef\s+([A-Za-z_][\w:]*)\s*(\+=|-=|=)\s*(.*?)\s*;?$", re
 _EVENT = re.compile(r"^event\s+([A-Za-z_][\w:]*)\s*\(")
 _MODULE = re.compile(r"^module\s+([A-Za-z_]\w*)\s*;?$")
 _LOAD = re.compile(r"^@load\s+(\S+)\s*$")
+_NOTICE_TYPES = re.compile(r"^redef\s+enum\s+Notice::Type\s*\+=\s*\{[\w\s,:]*\}\s*;?$")
 
 
 def _short(text: str, limit: int = 60) -> str:
@@ -544,6 +545,8 @@ def apply_script(settings: ZeekSettings, text: str, origin: str = "<script>") ->
             known = settings.notice_handlers.get(event, ())
             settings.notice_handlers[event] = (*known, handler)
             continue
+        if _NOTICE_TYPES.match(stmt):
+            continue  # new notice types: notices are logged by name, nothing to declare
         m = _REDEF.match(stmt)
         if m and not stmt.startswith(("redef enum", "redef record")):
             name, op, value = m.groups()
