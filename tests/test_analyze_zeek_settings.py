@@ -28,6 +28,8 @@ CASES = {
     "scripts.base.protocols.ftp.ftp-auth-tls": "ftp",  # redef FTP::logged_commands += ...
     "scripts.base.protocols.ftp.gridftp": "x509",  # X509::relog_known_certificates_after=0
     "scripts.base.protocols.ftp.ftp-ipv6": "ftp",  # -b: ftp's own load brings ftp_data
+    # redef SSL::log_include_server_certificate_subject_issuer=T: subject/issuer columns
+    "scripts.base.protocols.rdp.rdp-to-ssl": "ssl",
 }
 
 
