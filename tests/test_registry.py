@@ -123,3 +123,21 @@ def test_wire_encoder_follows_settings(registry):
     assert registry_for(Settings()) is None
     with pytest.raises(ConfigError, match="wire_format"):
         wire_encoder(Settings(wire_format="protobuf"))
+
+
+def test_confluent_kafka_avro_deserializer_reads_our_framing(registry):
+    """Interop: a stock Confluent client decodes what wire_format = "confluent" writes."""
+    from confluent_kafka.schema_registry.avro import AvroDeserializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+    from wirestream.schemas.registry import wire_encoder
+
+    conn = bundled_avro_schema("conn")
+    record = {"ts": 1.5, "uid": "C1", "id.orig_h": "10.0.0.1", "id.orig_p": 53, "proto": "udp"}
+    framed = wire_encoder(Settings(wire_format="confluent", schema_registry_url=registry))(
+        [record], conn
+    )[0]
+    deserialize = AvroDeserializer(SchemaRegistryClient({"url": registry}))
+    got = deserialize(framed, SerializationContext("zeek.conn", MessageField.VALUE))
+    assert got["uid"] == "C1" and got["id_orig_h"] == "10.0.0.1" and got["id_orig_p"] == 53
+    assert got["ts"].timestamp() == 1.5  # timestamp-micros, as the schema says
+    assert got["duration"] is None
