@@ -39,6 +39,7 @@ ETH_VNTAG = 0x8926
 NFULA_PAYLOAD = 9
 AF_INET, AF_INET6 = 2, 10
 PPP_IPV4, PPP_IPV6 = 0x0021, 0x0057
+PPP_MPLS = 0x0281  # MPLS unicast over PPP (both PPP analyzers forward it)
 NULL_IPV4 = 2
 NULL_IPV6 = frozenset({24, 28, 30})  # AF_INET6 on NetBSD/OpenBSD, FreeBSD, Darwin
 
@@ -117,7 +118,17 @@ def strip_link(data: bytes, linktype: int) -> LinkResult:
         if family == NULL_IPV4 or family in NULL_IPV6:
             return _from_ip_version(data, 4, LinkResult(0, 0))
         return _not_ip(ethertype=family)
-    if linktype in (DLT_PPP, DLT_PPP_SERIAL):
+    if linktype == DLT_PPP:
+        # Zeek's PPP analyzer (tcpdump's LINKTYPE_PPP): HDLC-like framing when the frame starts
+        # ff 03, otherwise the PPP protocol field comes first.
+        if len(data) <= 2:
+            return _not_ip("truncated_ppp_header", "PPP")
+        if data[0] == 0xFF and data[1] == 0x03:
+            if len(data) <= 4:
+                return _not_ip("truncated_ppp_hdlc_header", "PPP")
+            return _by_ppp(data, 4, (data[2] << 8) | data[3], LinkResult(0, 0))
+        return _by_ppp(data, 2, (data[0] << 8) | data[1], LinkResult(0, 0))
+    if linktype == DLT_PPP_SERIAL:
         if len(data) <= 4:
             return _not_ip("truncated_link_header", "PPP_SERIAL")
         proto = (data[2] << 8) | data[3]
@@ -251,6 +262,8 @@ def _by_ppp(data: bytes, offset: int, proto: int, res: LinkResult) -> LinkResult
     if proto == PPP_IPV6:
         res.ip_version, res.offset = IPV6, offset
         return res
+    if proto == PPP_MPLS:
+        return _mpls(data, offset, res)
     return _not_ip(ethertype=proto)
 
 
