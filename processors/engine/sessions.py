@@ -567,17 +567,20 @@ class Connection:
 
     def _sniff_more(self, is_orig: bool, data: bytes) -> None:
         side = 0 if is_orig else 1
-        room = DPD_BUFFER_SIZE - self._sniff_bytes[side]
-        if room <= 0:
+        sniff_bytes = self._sniff_bytes
+        had = sniff_bytes[side]
+        if had >= DPD_BUFFER_SIZE:
             return
         self._sniff_chunks.append((is_orig, data))
-        self._sniff_bytes[side] += len(data)
+        sniff_bytes[side] = had + len(data)
         # The side's chunks joined and cut to DPD_BUFFER_SIZE, kept up to date chunk by chunk
-        # (the side had fewer bytes than that before this one: room > 0).
+        # (the side had fewer bytes than that before this one).
         prefix = self._sniff_prefix
-        prefix[side] = b"".join((prefix[side], data))[:DPD_BUFFER_SIZE]
+        joined = prefix[side] + data  # bytes, whatever buffer type data is
+        prefix[side] = joined if len(joined) <= DPD_BUFFER_SIZE else joined[:DPD_BUFFER_SIZE]
         orig, resp = prefix
-        for spec in list(self._sniff):
+        # (a hit replaces self._sniff instead of changing it, and returns: no copy needed)
+        for spec in self._sniff:
             try:
                 hit = spec.sniff(orig, resp)  # type: ignore[misc]
             except Exception:

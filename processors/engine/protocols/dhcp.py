@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -446,12 +445,12 @@ class DhcpAnalyzer:
         """Transactions outlive connections: DhcpJoin writes them."""
 
 
-_DPD_COOKIE = re.compile(rb".{236}\x63\x82\x53\x63", re.DOTALL)  # signatures are multi-line
+_DPD_COOKIE = b"\x63\x82\x53\x63"  # dhcp_cookie: /^.{236}\x63\x82\x53\x63/ (multi-line)
 
 
 def sniff(orig: bytes, resp: bytes) -> bool:
     """Zeek's dhcp_cookie signature (dpd.sig): the magic cookie after the BOOTP header."""
-    return any(_DPD_COOKIE.match(payload) for payload in (orig, resp))
+    return orig[236:240] == _DPD_COOKIE or resp[236:240] == _DPD_COOKIE
 
 
 SPEC = register(

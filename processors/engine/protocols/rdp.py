@@ -522,20 +522,14 @@ class RdpAnalyzer:
 _DPD_CHANNELS = (b"rdpdr", b"rdpsnd", b"drdynvc", b"cliprdr")
 
 
-def _rdp_client(data: bytes) -> bool:
-    if b"Cookie: mstshash=" in data:
-        return True
-    duca = data.find(b"Duca")  # the first one leaves the most room for a channel after it
-    return duca >= 0 and any(data.find(name, duca + 4) >= 0 for name in _DPD_CHANNELS)
-
-
-def _rdp_server(data: bytes) -> bool:
-    return (len(data) > 5 and data[5] == 0xD0) or b"McDn" in data
-
-
 def sniff_rdp(orig: bytes, resp: bytes) -> bool:
     """Zeek's dpd_rdp_client signature, which requires dpd_rdp_server on the other side."""
-    return _rdp_server(resp) and _rdp_client(orig)
+    if not (resp[5:6] == b"\xd0" or b"McDn" in resp):
+        return False
+    if b"Cookie: mstshash=" in orig:
+        return True
+    duca = orig.find(b"Duca")  # the first one leaves the most room for a channel after it
+    return duca >= 0 and any(orig.find(name, duca + 4) >= 0 for name in _DPD_CHANNELS)
 
 
 SPEC = register(

@@ -62,7 +62,8 @@ _TAG = re.compile(r";[ ]?tag=")
 _BRANCH = re.compile(r";[ ]?branch")
 # DPD signatures (dpd.sig): matched from the payload's start, in multi-line mode ('.' takes
 # newlines too), so the request pattern finds " SIP/x.y CRLF" anywhere.
-_DPD_REQUEST = re.compile(rb".* SIP/[0-9]\.[0-9]\r\n", re.DOTALL)
+# dpd_sip_udp_req /.* SIP\/[0-9]\.[0-9]\r\n/: found anywhere (searched, no .* backtracking)
+_DPD_REQUEST = re.compile(rb" SIP/[0-9]\.[0-9]\r\n")
 _DPD_REPLY = re.compile(rb" ?SIP/[0-9]\.[0-9](\r\n| [0-9][0-9][0-9] )")
 
 _LONG_MAX = 2**63 - 1
@@ -408,7 +409,12 @@ class SipAnalyzer:
 
 def sniff(orig: bytes, resp: bytes) -> bool:
     """Zeek's dpd_sip_udp_req / dpd_sip_udp_resp signatures."""
-    return any(_DPD_REQUEST.match(payload) or _DPD_REPLY.match(payload) for payload in (orig, resp))
+    return bool(
+        _DPD_REPLY.match(orig)
+        or _DPD_REPLY.match(resp)
+        or _DPD_REQUEST.search(orig)
+        or _DPD_REQUEST.search(resp)
+    )
 
 
 SPEC = register(

@@ -110,7 +110,9 @@ def action_for(share_type: str, kind: str) -> str:
 
 def sniff_smb(orig: bytes, resp: bytes) -> bool:
     """Zeek's ``dpd_smb`` signature: ``/^....[\\xfe\\xff]SMB/`` on either side's first bytes."""
-    return any(len(d) >= 8 and d[4] in (0xFE, 0xFF) and d[5:8] == b"SMB" for d in (orig, resp))
+    return (orig[5:8] == b"SMB" and orig[4] in (0xFE, 0xFF)) or (
+        resp[5:8] == b"SMB" and resp[4] in (0xFE, 0xFF)
+    )
 
 
 def has_smb_header(data: bytes) -> bool:

@@ -438,6 +438,11 @@ _V5_SERVER = re.compile(rb"\x05[\x00-\x03\x05-\x09\xff]")
 
 def sniff_socks(orig: bytes, resp: bytes) -> bool:
     """Zeek's SOCKS DPD signatures (dpd.sig): v4 client and server either way round, v5."""
+    # Each pair needs its sides' first bytes to be 04/00 (either way round) or 05/05: most
+    # connections are ruled out here without a regex.
+    firsts = orig[:1] + resp[:1]
+    if firsts not in (b"\x04\x00", b"\x00\x04", b"\x05\x05"):
+        return False
     v4 = bool(_V4_CLIENT.match(orig) and _V4_SERVER.match(resp))
     v4_reverse = bool(_V4_CLIENT.match(resp) and _V4_SERVER.match(orig))
     v5 = bool(_V5_CLIENT.match(orig) and _V5_SERVER.match(resp))
