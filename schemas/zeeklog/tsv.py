@@ -7,7 +7,6 @@ the same functions once per column so the reader and writer pay no per-value dis
 from __future__ import annotations
 
 import math
-import re
 import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -43,13 +42,23 @@ Formatter = Callable[[Any], str]
 Parser = Callable[[str], Any]
 
 
-def _needs_escape(sequences: Sequence[str]) -> Callable[[str], Any]:
-    """A C-speed test: ``None`` when text is printable ASCII with no backslash or separator start.
+def _plain_text_test(sequences: Sequence[str]) -> str:
+    """Python source for a C-speed test of ``v`` (a str): True when it is printable ASCII with no
+    backslash or separator start, so it is written as is. Anything else takes the exact (slow)
+    path, which may still find nothing to escape. (str methods: ~6x faster than a regex search;
+    for ASCII text, ``isprintable`` is exactly the range 0x20-0x7e.)"""
+    specials = sorted({seq[0] for seq in sequences} | {"\\"})
+    absent = "".join(
+        f" and {ch!r} not in v" for ch in specials if ch.isascii() and ch.isprintable()
+    )
+    return f"v.isascii() and v.isprintable(){absent}"
 
-    Anything else takes the exact (slow) path, which may still find nothing to escape.
-    """
-    specials = "".join(sorted({seq[0] for seq in sequences} | {"\\"}))
-    return re.compile(f"[^\\x20-\\x7e]|[{re.escape(specials)}]").search
+
+def _plain_text(sequences: Sequence[str]) -> Callable[[str], bool]:
+    """:func:`_plain_text_test` as a function."""
+    scope: dict[str, Any] = {}
+    exec(f"def plain(v):\n    return {_plain_text_test(sequences)}\n", scope)  # noqa: S102 - our own template
+    return scope["plain"]
 
 
 def _text_formatter(dialect: TsvDialect, sequences: Sequence[str], unset: str) -> Formatter:
@@ -57,7 +66,7 @@ def _text_formatter(dialect: TsvDialect, sequences: Sequence[str], unset: str) -
     utf8 = dialect.utf8
     empty = escape_field(dialect.empty_field, sequences, utf8)
     reserved = frozenset({dialect.unset_field, dialect.empty_field})
-    needs_escape = _needs_escape(sequences)
+    plain = _plain_text(sequences)
 
     def fmt(value: Any) -> str:
         if value is None:
@@ -68,7 +77,7 @@ def _text_formatter(dialect: TsvDialect, sequences: Sequence[str], unset: str) -
             return empty
         if value in reserved:
             return f"\\x{ord(value[0]):02x}" + escape_field(value[1:], sequences, utf8)
-        if needs_escape(value) is None:
+        if plain(value):
             return value
         return escape_field(value, sequences, utf8)
 
@@ -235,9 +244,14 @@ def _inline_expr(i: int, ztype: ZeekType, dialect: TsvDialect, names: dict[str, 
     get = f"(v := g(K{i}))"
     top = (dialect.separator,)
     numeric_safe = not any(ch in _NUMERIC_TEXT_CHARS for ch in dialect.separator)
-    if ztype.is_container or (ztype.scalar not in TEXT_SCALARS and not numeric_safe):
+    if ztype.is_container:  # unset and empty inline, as the container formatter writes them
+        names["E"] = escape_field(dialect.empty_field, top, dialect.utf8)
+        return f"(U if {get} is None else E if not v else {full}(v))"
+    if ztype.scalar not in TEXT_SCALARS and not numeric_safe:
         return f"{full}(g(K{i}))"
     scalar = ztype.scalar
+    if scalar in ("addr", "subnet"):  # the formatter's str(v), for the usual str value
+        return f"(U if {get} is None else v if v.__class__ is str else {full}(v))"
     if scalar in ("count", "int", "port"):
         return f"(U if {get} is None else str(v) if v.__class__ is int else {full}(v))"
     if scalar in ("time", "interval"):
@@ -245,8 +259,8 @@ def _inline_expr(i: int, ztype: ZeekType, dialect: TsvDialect, names: dict[str, 
     if scalar == "bool":
         return f'(U if {get} is None else "T" if v else "F")'
     if scalar in TEXT_SCALARS:
-        names["N"] = _needs_escape(top)
-        return f"(v if {get}.__class__ is str and v and N(v) is None and v not in R else {full}(v))"
+        plain = _plain_text_test(top)
+        return f"(v if {get}.__class__ is str and v and {plain} and v not in R else {full}(v))"
     return f"{full}(g(K{i}))"
 
 
