@@ -4,4 +4,20 @@ Importing this package imports every protocol module, and each registers its
 :class:`~wirestream.processors.engine.api.AnalyzerSpec` at import.
 """
 
-from wirestream.processors.engine.protocols import dhcp, dns, ftp, http, ntp, quic, rdp, sip, smb, smtp, snmp, socks, ssh, ssl, websocket  # noqa: F401
+from wirestream.processors.engine.protocols import (  # noqa: F401
+    dhcp,
+    dns,
+    ftp,
+    http,
+    ntp,
+    quic,
+    rdp,
+    sip,
+    smb,
+    smtp,
+    snmp,
+    socks,
+    ssh,
+    ssl,
+    websocket,
+)
