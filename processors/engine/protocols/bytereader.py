@@ -1,10 +1,12 @@
-"""Bounds-checked big-endian field reads, shared by the binary protocol parsers (SSL, SSH).
+"""Bounds-checked field reads, shared by the binary protocol parsers (SSL, SSH, SMB, SOCKS, ...).
 
 Zeek's binpac parsers throw when a field runs past its message; the analyzers catch
 :class:`ParseError` at the same place and report a protocol violation.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar, Literal
 
 
 class ParseError(ValueError):
@@ -15,6 +17,7 @@ class Reader:
     """Big-endian fields off ``data[pos:end]``; running past ``end`` is a :class:`ParseError`."""
 
     __slots__ = ("data", "pos", "end")
+    order: ClassVar[Literal["big", "little"]] = "big"
 
     def __init__(self, data: bytes, pos: int = 0, end: int | None = None) -> None:
         self.data = data
@@ -36,19 +39,36 @@ class Reader:
         return self.take(1)[0]
 
     def u16(self) -> int:
-        return int.from_bytes(self.take(2), "big")
+        return int.from_bytes(self.take(2), self.order)
 
     def u24(self) -> int:
-        return int.from_bytes(self.take(3), "big")
+        return int.from_bytes(self.take(3), self.order)
 
     def u32(self) -> int:
-        return int.from_bytes(self.take(4), "big")
+        return int.from_bytes(self.take(4), self.order)
+
+    def u64(self) -> int:
+        return int.from_bytes(self.take(8), self.order)
 
     def sub(self, n: int) -> Reader:
         """The next ``n`` bytes as their own bounded reader (a ``&length`` field)."""
         start = self.pos
         self.take(n)
-        return Reader(self.data, start, start + n)
+        kind = Reader if self.order == "big" else LittleReader
+        return kind(self.data, start, start + n)
 
     def rest(self) -> bytes:
         return self.take(self.left)
+
+
+class LittleReader(Reader):
+    """Little-endian fields (SMB), with binpac's ``padding to``."""
+
+    __slots__ = ()
+    order = "little"
+
+    def pad_to(self, start: int, target: int) -> None:
+        """Skip to ``start + target``; a target before the current point pads nothing (the next
+        read checks the bounds)."""
+        if start + target > self.pos:
+            self.pos = start + target

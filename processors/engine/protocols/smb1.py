@@ -18,7 +18,7 @@ import struct
 from dataclasses import dataclass
 from typing import Protocol
 
-from wirestream.processors.engine.protocols.bytereader import ParseError
+from wirestream.processors.engine.protocols.bytereader import LittleReader, ParseError
 from wirestream.processors.engine.protocols.smb2 import PIPE_FILENAMES, MacTimes, utf16_text
 
 HEADER_LENGTH = 32  # SMB_Header_length: offsets in SMB1 messages count from the protocol id
@@ -75,43 +75,19 @@ class Smb1Events(Protocol):
     def andx_weird(self, name: str) -> None: ...
 
 
-class _R:
-    """Little-endian bounded reads; positions are frame indexes, ``base`` is the protocol id."""
+class _R(LittleReader):
+    """Reads over one frame; positions are frame indexes, ``base`` is the protocol id."""
 
-    __slots__ = ("data", "pos", "end", "base")
+    __slots__ = ("base",)
 
     def __init__(self, data: bytes, pos: int, end: int, base: int) -> None:
-        self.data, self.pos, self.end, self.base = data, pos, end, base
+        super().__init__(data, pos, end)
+        self.base = base
 
     @property
     def rel(self) -> int:
         """Where we are counted from the SMB header, as the AndX offsets count."""
         return self.pos - self.base
-
-    def take(self, n: int) -> bytes:
-        if n < 0 or self.pos + n > self.end:
-            raise ParseError(
-                f"out of bound: need {n} bytes at {self.pos}, frame ends at {self.end}"
-            )
-        out = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return out
-
-    def u8(self) -> int:
-        return self.take(1)[0]
-
-    def u16(self) -> int:
-        return int.from_bytes(self.take(2), "little")
-
-    def u32(self) -> int:
-        return int.from_bytes(self.take(4), "little")
-
-    def u64(self) -> int:
-        return int.from_bytes(self.take(8), "little")
-
-    def pad_to(self, record_start: int, target: int) -> None:
-        if record_start + target > self.pos:
-            self.pos = record_start + target
 
     def string(self, unicode: bool, record_start: int) -> bytes:
         """``SMB_string``: NUL-terminated ASCII (the NUL dropped), or UTF-16 aligned to the

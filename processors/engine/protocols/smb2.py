@@ -15,7 +15,7 @@ import struct
 from dataclasses import dataclass
 from typing import Protocol
 
-from wirestream.processors.engine.protocols.bytereader import ParseError
+from wirestream.processors.engine.protocols.bytereader import LittleReader, ParseError
 
 MASK64 = (1 << 64) - 1
 SMB2_MAGIC = b"\xfeSMB"
@@ -140,45 +140,16 @@ class Smb2Events(Protocol):
     def security_blob(self, blob: bytes, is_orig: bool) -> None: ...
 
 
-class _LE:
-    """Little-endian bounded reads over one NetBIOS frame; ``base`` is the current PDU's start."""
+class _LE(LittleReader):
+    """Reads over one NetBIOS frame, plus SMB2's GUIDs."""
 
-    __slots__ = ("data", "pos", "end")
-
-    def __init__(self, data: bytes, pos: int, end: int) -> None:
-        self.data, self.pos, self.end = data, pos, end
-
-    def take(self, n: int) -> bytes:
-        if n < 0 or self.pos + n > self.end:
-            raise ParseError(
-                f"out of bound: need {n} bytes at {self.pos}, frame ends at {self.end}"
-            )
-        out = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return out
+    __slots__ = ()
 
     def skip(self, n: int) -> None:
         self.take(n)
 
-    def u8(self) -> int:
-        return self.take(1)[0]
-
-    def u16(self) -> int:
-        return int.from_bytes(self.take(2), "little")
-
-    def u32(self) -> int:
-        return int.from_bytes(self.take(4), "little")
-
-    def u64(self) -> int:
-        return int.from_bytes(self.take(8), "little")
-
     def guid(self) -> int:
         return file_id(self.u64(), self.u64())
-
-    def pad_to(self, msg_start: int, target: int) -> None:
-        """binpac's ``padding to``: a target before the current point pads nothing."""
-        if msg_start + target > self.pos:
-            self.pos = msg_start + target  # bounds are checked by the next read
 
 
 class Smb2Parser:

@@ -29,6 +29,7 @@ from wirestream.processors.engine.api import (
     Record,
     register,
 )
+from wirestream.processors.engine.protocols.bytereader import ParseError, Reader
 from wirestream.processors.engine.protocols.child import ChildContext
 from wirestream.schemas.zeeklog.escape import bytes_text as text
 
@@ -79,7 +80,7 @@ def status_text(version: int, code: int) -> str:
     return table.get(code, f"unknown-{code}")
 
 
-class SocksParseError(ValueError):
+class SocksParseError(ParseError):
     """A message shorter than its grammar (binpac's out-of-bound exception)."""
 
 
@@ -91,23 +92,10 @@ class SocksAddress:
     name: str | None = None
 
 
-class _Reader:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
+class _Reader(Reader):
+    """SOCKS messages are big-endian; strings end with a NUL."""
 
-    def take(self, n: int) -> bytes:
-        if self.pos + n > len(self.data):
-            raise SocksParseError(f"need {n} bytes at {self.pos}, have {len(self.data) - self.pos}")
-        out = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return out
-
-    def u8(self) -> int:
-        return self.take(1)[0]
-
-    def u16(self) -> int:
-        return int.from_bytes(self.take(2), "big")
+    __slots__ = ()
 
     def until_nul(self) -> bytes:
         end = self.data.find(b"\x00", self.pos)
@@ -241,7 +229,7 @@ class SocksAnalyzer:
             return
         try:
             self._message(is_orig, data)
-        except SocksParseError as exc:
+        except ParseError as exc:  # SocksParseError, or running past the message
             self.ctx.violation(f"Binpac exception: {exc}")
 
     def gap(self, is_orig: bool, length: int, ts: float) -> None:
