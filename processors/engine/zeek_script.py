@@ -395,9 +395,9 @@ def apply_load(settings: ZeekSettings, name: str, where: str = "") -> None:
 # -- script text --------------------------------------------------------------------------------
 
 
-def split_top(text: str, sep: str) -> list[str]:
-    """Split on ``sep`` outside strings and brackets."""
-    parts, depth, start, quote = [], 0, 0, False
+def _outside_strings(text: str) -> Iterator[tuple[int, str]]:
+    """``(index, char)`` of every character outside Zeek string literals (escapes honoured)."""
+    quote = False
     i = 0
     while i < len(text):
         ch = text[i]
@@ -408,33 +408,30 @@ def split_top(text: str, sep: str) -> list[str]:
                 quote = False
         elif ch == '"':
             quote = True
-        elif ch in "{[(":
+        else:
+            yield i, ch
+        i += 1
+
+
+def split_top(text: str, sep: str) -> list[str]:
+    """Split on ``sep`` outside strings and brackets."""
+    parts, depth, start = [], 0, 0
+    for i, ch in _outside_strings(text):
+        if ch in "{[(":
             depth += 1
         elif ch in "}])":
             depth -= 1
         elif ch == sep and depth == 0:
             parts.append(text[start:i])
             start = i + 1
-        i += 1
     parts.append(text[start:])
     return parts
 
 
 def _strip_comment(line: str) -> str:
-    quote = False
-    i = 0
-    while i < len(line):
-        ch = line[i]
-        if quote:
-            if ch == "\\":
-                i += 1
-            elif ch == '"':
-                quote = False
-        elif ch == '"':
-            quote = True
-        elif ch == "#":
+    for i, ch in _outside_strings(line):
+        if ch == "#":
             return line[:i]
-        i += 1
     return line
 
 
