@@ -13,7 +13,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_pipeline_support import private_settings, read_all
 from wirestream.producers import pcap_wire
-from wirestream.producers.partitioning import NON_IP_PARTITION, ip_pair, partition_for
+from wirestream.producers.partitioning import (
+    DHCP_PARTITION,
+    NON_IP_PARTITION,
+    ip_pair,
+    partition_for,
+)
 from wirestream.producers.pcap_producer import PcapProducer, capture_files
 from wirestream.producers.pcap_reader import (
     CaptureError,
@@ -69,6 +74,31 @@ def test_fragments_follow_their_first_fragment() -> None:
     )
     parts = {partition_for(pb.DLT_EN10MB, pb.ether(f), 5) for f in frags}
     assert len(parts) == 1
+
+
+def test_a_dhcp_transaction_meets_in_one_partition() -> None:
+    """Zeek joins a DHCP transaction across its connections (client broadcast, server unicast):
+    every DHCP datagram goes to one partition, whatever its addresses."""
+    discover = _udp("0.0.0.0", "255.255.255.255", 68, 67)
+    offer = _udp("192.168.22.1", "192.168.22.10", 67, 68)
+    relayed = _udp("10.9.9.9", "10.1.1.1", 67, 67)
+    for n in (1, 3, 7, 16):
+        assert {partition_for(pb.DLT_EN10MB, f, n) for f in (discover, offer, relayed)} == {
+            DHCP_PARTITION % n
+        }
+    others = {
+        partition_for(pb.DLT_EN10MB, _udp(f"10.0.{i}.1", "10.0.0.2", 5353, 53), 16)
+        for i in range(40)
+    }
+    assert len(others) > 1  # everything else still spreads by address pair
+
+
+def test_fragmented_dhcp_stays_with_its_fragments() -> None:
+    segment = pb.udp(68, 67, b"d" * 3000, src="10.1.1.1", dst="10.2.2.2")
+    frags = pb.fragment_ipv4(
+        segment, [1480, 1480, 48], src="10.1.1.1", dst="10.2.2.2", proto=pb.PROTO_UDP
+    )
+    assert len({partition_for(pb.DLT_EN10MB, pb.ether(f), 5) for f in frags}) == 1
 
 
 def test_link_layers_decapsulate_to_the_same_pair() -> None:
