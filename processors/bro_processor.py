@@ -20,6 +20,12 @@ part exists in the capture-parts topic) are skipped when re-read, so no stream i
 
 When the last stream of a send completes, the parts are merged into the final captures record
 (``capture_details.merge_parts``); a sweep at start-up finishes sends whose finaliser died.
+
+State Zeek keeps across connections lives in one engine per stream here. DHCP, which Zeek joins
+across connections, is routed to a single partition by the producer (``producers.partitioning``);
+what Zeek logs once per site (weirds once per originator, x509 certificates de-duplicated across
+connections, known_services/software when their scripts are loaded) can appear once per
+partition that saw it.
 """
 
 from __future__ import annotations
