@@ -5,6 +5,7 @@ from __future__ import annotations
 import pktbuild as pb
 import pytest
 from analyzer_ctx import FakeContext, udp_conn
+from der_build import integer, oid
 from engine_kit import ListSink, datagram
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,26 +20,8 @@ def tlv(tag: int, content: bytes, *, long_form: bool = False) -> bytes:
     return bytes([tag, 0x80 | len(size)]) + size + content
 
 
-def integer(value: int) -> bytes:
-    size = max(1, (value.bit_length() + 8) // 8)
-    return tlv(0x02, value.to_bytes(size, "big", signed=True))
-
-
 def octets(data: bytes) -> bytes:
     return tlv(0x04, data)
-
-
-def oid(text: str) -> bytes:
-    parts = [int(p) for p in text.split(".")]
-    out = bytearray([parts[0] * 40 + parts[1]])
-    for value in parts[2:]:
-        chunk = [value & 0x7F]
-        value >>= 7
-        while value:
-            chunk.append(0x80 | (value & 0x7F))
-            value >>= 7
-        out += bytes(reversed(chunk))
-    return tlv(0x06, bytes(out))
 
 
 def binding(name: str, value: bytes = b"\x05\x00") -> bytes:
