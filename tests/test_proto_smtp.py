@@ -72,6 +72,23 @@ MESSAGE = (
 BODY = b"Hello Bob,\r\n.a line that started with a dot\r\nbye\r\n"
 
 
+def _mail(a: smtp.SmtpAnalyzer, message: bytes) -> float:
+    """One MAIL/RCPT/DATA transaction carrying ``message`` (which ends in CRLF)."""
+    return talk(
+        a,
+        GREETING,
+        *EHLO,
+        (True, b"MAIL FROM:<a@example.org>\r\n"),
+        (False, b"250 ok\r\n"),
+        (True, b"RCPT TO:<b@example.net>\r\n"),
+        (False, b"250 ok\r\n"),
+        (True, b"DATA\r\n"),
+        (False, b"354 go\r\n"),
+        (True, message + b".\r\n"),
+        (False, b"250 queued\r\n"),
+    )
+
+
 def test_one_mail_transaction_is_one_row_with_the_headers_fields_and_a_file() -> None:
     a, ctx = session()
     t = talk(
@@ -167,19 +184,7 @@ def test_multipart_entities_become_files_with_names_depths_and_decoded_content()
         b"epilogue\r\n"
     )
     a, ctx = session()
-    t = talk(
-        a,
-        GREETING,
-        *EHLO,
-        (True, b"MAIL FROM:<a@example.org>\r\n"),
-        (False, b"250 ok\r\n"),
-        (True, b"RCPT TO:<b@example.net>\r\n"),
-        (False, b"250 ok\r\n"),
-        (True, b"DATA\r\n"),
-        (False, b"354 go\r\n"),
-        (True, message + b".\r\n"),
-        (False, b"250 queued\r\n"),
-    )
+    t = _mail(a, message)
     a.end(t + 1)
     [row] = ctx.logs("smtp")
     text_file, attachment = ctx.logs("files")
@@ -463,22 +468,6 @@ def test_without_transaction_validation_there_are_no_invalid_transaction_weirds(
     a = smtp.SmtpAnalyzer(ctx)
     talk(a, GREETING, *EHLO, (True, b"RCPT TO:<b@example.net>\r\n"), (True, b"DATA\r\n"))
     assert ctx.weirds == []
-
-
-def _mail(a: smtp.SmtpAnalyzer, message: bytes) -> float:
-    return talk(
-        a,
-        GREETING,
-        *EHLO,
-        (True, b"MAIL FROM:<a@example.org>\r\n"),
-        (False, b"250 ok\r\n"),
-        (True, b"RCPT TO:<b@example.net>\r\n"),
-        (False, b"250 ok\r\n"),
-        (True, b"DATA\r\n"),
-        (False, b"354 go\r\n"),
-        (True, message + b".\r\n"),
-        (False, b"250 queued\r\n"),
-    )
 
 
 def test_mime_limits_cut_folded_headers_and_nesting() -> None:
