@@ -71,17 +71,11 @@ def resolved(settings: Settings | None) -> Settings:
         raise BrokerUnreachableError("the local broker", str(exc).splitlines()[0]) from None
 
 
-def bulk_options(settings: Settings) -> dict[str, str]:
-    """BULK_FETCH minus whatever the user set in ``kafka_options`` (theirs win)."""
-    own = set(settings.kafka_options)
-    return {k: v for k, v in BULK_FETCH.items() if k not in own}
-
-
 def open_consumer(settings: Settings, group: str | None = None, **extra: Any) -> Consumer:
     """A read_committed consumer with bulk-read fetch sizing whose librdkafka chatter goes to
     logging, not stderr."""
-    conf = {**bulk_options(settings), **quiet_options(), **extra}
-    return make_consumer(settings, group or f"wirestream-reader-{uuid.uuid4().hex}", **conf)
+    group_id = group or f"wirestream-reader-{uuid.uuid4().hex}"
+    return make_consumer(settings, group_id, defaults=BULK_FETCH, **{**quiet_options(), **extra})
 
 
 def log_topics(consumer: Consumer, settings: Settings) -> dict[str, str]:

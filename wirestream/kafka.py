@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -53,10 +54,12 @@ def resolve_bootstrap(settings: Settings, *, start: bool = True) -> Settings:
     return settings.with_overrides(bootstrap_servers=ensure_local_broker(settings, start=start))
 
 
-def _conf(settings: Settings, extra: dict[str, Any]) -> dict[str, Any]:
-    conf: dict[str, Any] = dict(settings.kafka_client_config())
-    conf.update(extra)
-    return conf
+def _conf(
+    settings: Settings, extra: dict[str, Any], defaults: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Client config, each layer over the one before: ``defaults`` (tuning a caller suggests),
+    then the settings (their ``kafka_options`` included), then ``extra`` (what the caller needs)."""
+    return {**(defaults or {}), **settings.kafka_client_config(), **extra}
 
 
 def make_producer(settings: Settings, **extra: Any) -> Producer:
@@ -65,15 +68,22 @@ def make_producer(settings: Settings, **extra: Any) -> Producer:
     return Producer(_conf(settings, {**base, **extra}))
 
 
-def make_consumer(settings: Settings, group_id: str, **extra: Any) -> Consumer:
-    """A read_committed consumer with manual commits unless told otherwise."""
+def make_consumer(
+    settings: Settings,
+    group_id: str,
+    *,
+    defaults: Mapping[str, Any] | None = None,
+    **extra: Any,
+) -> Consumer:
+    """A read_committed consumer with manual commits unless told otherwise; ``defaults`` are
+    options the settings' ``kafka_options`` may override."""
     base = {
         "group.id": group_id,
         "isolation.level": "read_committed",
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
     }
-    return Consumer(_conf(settings, {**base, **extra}))
+    return Consumer(_conf(settings, {**base, **extra}, defaults))
 
 
 def make_admin(
