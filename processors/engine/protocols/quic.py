@@ -653,17 +653,16 @@ class QuicAnalyzer:
 
     def _ev_retry(self, is_orig: bool, header: LongHeader) -> None:
         """A RETRY writes the row and starts a new one."""
-        if self.info is None:
-            self._set_session(is_orig, header)
-        self._add_history(is_orig, "RETRY")
-        assert self.info is not None
-        self._log_record(self.info)
-        self.info = None
+        self._final_packet(is_orig, header, "RETRY")
 
     def _ev_unhandled_version(self, is_orig: bool, header: LongHeader) -> None:
+        self._final_packet(is_orig, header, "UNHANDLED_VERSION")
+
+    def _final_packet(self, is_orig: bool, header: LongHeader, what: str) -> None:
+        """A packet that ends the row: it is the session's first if none is open yet."""
         if self.info is None:
             self._set_session(is_orig, header)
-        self._add_history(is_orig, "UNHANDLED_VERSION")
+        self._add_history(is_orig, what)
         assert self.info is not None
         self._log_record(self.info)
         self.info = None
