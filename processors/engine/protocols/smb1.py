@@ -216,12 +216,18 @@ class Smb1Parser:
         r.take(1)
         return command, r.u16()
 
+    @classmethod
+    def _andx_head(cls, r: _R) -> tuple[int, int, tuple[int, int]]:
+        """An AndX record's prologue: its offset from the header (what ``_chain`` checks the
+        next offset against), its word count, and the ``andx`` block."""
+        offset = r.rel
+        word_count = r.u8()
+        return offset, word_count, cls._andx(r)
+
     def _tree_connect(
         self, r: _R, start: int, hdr: Smb1Header, is_orig: bool, is_pipe: bool, depth: int
     ) -> None:
-        offset = start - r.base
-        r.take(1)
-        andx = self._andx(r)
+        offset, word_count, andx = self._andx_head(r)
         if is_orig:
             r.take(2)
             password_length = r.u16()
@@ -232,7 +238,6 @@ class Smb1Parser:
             self._chain(r, offset, hdr, is_orig, is_pipe, andx, depth)
             self.events.smb1_tree_connect_request(hdr, path, service)
             return
-        word_count = r.data[start]
         if word_count >= 3:
             r.take(2 + (word_count - 3) * 2)
         byte_count = r.u16()
@@ -249,9 +254,7 @@ class Smb1Parser:
     def _nt_create(
         self, r: _R, start: int, hdr: Smb1Header, is_orig: bool, is_pipe: bool, depth: int
     ) -> None:
-        offset = start - r.base
-        r.take(1)
-        andx = self._andx(r)
+        offset, _, andx = self._andx_head(r)
         if is_orig:
             r.take(1 + 2 + 4 + 4 + 4 + 8 + 4 + 4 + 4 + 4 + 4 + 1 + 2)
             name = r.string(hdr.unicode, start)
@@ -277,9 +280,7 @@ class Smb1Parser:
     def _read(
         self, r: _R, start: int, hdr: Smb1Header, is_orig: bool, is_pipe: bool, depth: int
     ) -> None:
-        offset = start - r.base
-        word_count = r.u8()
-        andx = self._andx(r)
+        offset, word_count, andx = self._andx_head(r)
         if is_orig:
             fid = r.u16()
             offset_low = r.u32()
@@ -307,9 +308,7 @@ class Smb1Parser:
     def _write(
         self, r: _R, start: int, hdr: Smb1Header, is_orig: bool, is_pipe: bool, depth: int
     ) -> None:
-        offset = start - r.base
-        word_count = r.u8()
-        andx = self._andx(r)
+        offset, word_count, andx = self._andx_head(r)
         if not is_orig:
             r.take(2 + 2 + 2 + 2 + 2)
             self._chain(r, offset, hdr, is_orig, is_pipe, andx, depth)
@@ -331,10 +330,9 @@ class Smb1Parser:
     def _logoff(
         self, r: _R, start: int, hdr: Smb1Header, is_orig: bool, is_pipe: bool, depth: int
     ) -> None:
-        r.take(1)
-        andx = self._andx(r)
+        offset, _, andx = self._andx_head(r)
         r.take(2)
-        self._chain(r, start - r.base, hdr, is_orig, is_pipe, andx, depth)
+        self._chain(r, offset, hdr, is_orig, is_pipe, andx, depth)
 
     def _session_setup(
         self, r: _R, start: int, hdr: Smb1Header, is_orig: bool, is_pipe: bool, depth: int
