@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wirestream.processors.engine.api import AnalyzerContext, AnalyzerSpec, Record, register
-from wirestream.processors.engine.protocols.child import ChildContext
+from wirestream.processors.engine.protocols.child import ChildAnalyzer, ChildContext
 from wirestream.processors.engine.protocols.dpd import keyword_starts_line
 from wirestream.processors.engine.protocols.http import filename_from_disposition
 from wirestream.processors.engine.protocols.ssl import SslAnalyzer
@@ -507,8 +507,7 @@ class SmtpAnalyzer:
         self.bdat_last = False
         self.bdat_buf = bytearray()
         self.bdat_active = False  # a BDAT transfer is under way (Zeek's bdat analyzer exists)
-        self.ssl: SslAnalyzer | None = None
-        self.ssl_ctx: ChildContext | None = None
+        self.ssl: ChildAnalyzer | None = None  # fed until its violation removes it
         self.disabled = False  # the script disabled the analyzer (too many invalid transactions)
         self.info: SmtpInfo | None = None
         self.st = SmtpState()
@@ -545,7 +544,7 @@ class SmtpAnalyzer:
     def gap(self, is_orig: bool, length: int, ts: float) -> None:
         self.ts = ts
         if self.state == IN_TLS:
-            if self.ssl is not None and not self._ssl_gone():
+            if self.ssl is not None:
                 self.ssl.gap(is_orig, length, ts)
             return
         if length <= 0 or self.disabled:
@@ -813,18 +812,15 @@ class SmtpAnalyzer:
     def _start_tls(self) -> None:
         """STARTTLS answered 220: the rest of the connection is TLS for an SSL child."""
         self.state = IN_TLS
-        self.ssl_ctx = ChildContext(self.ctx, "ssl")
-        self.ssl = SslAnalyzer(self.ssl_ctx)
+        ssl_ctx = ChildContext(self.ctx, "ssl")
+        self.ssl = ChildAnalyzer(SslAnalyzer(ssl_ctx), ssl_ctx)
         info = self.info  # smtp_starttls
         if info is not None:
             info.tls = True
             info.has_client_activity = True
 
-    def _ssl_gone(self) -> bool:
-        return self.ssl_ctx is None or self.ssl_ctx.removed
-
     def _to_ssl(self, is_orig: bool, data: bytes) -> None:
-        if self.ssl is not None and not self._ssl_gone():
+        if self.ssl is not None:
             self.ssl.data(is_orig, data, self.ts)
 
     # -- script layer (main.zeek, entities.zeek, files.zeek) --------------------------------
