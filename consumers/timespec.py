@@ -71,8 +71,3 @@ def to_millis(stamp: pd.Timestamp, *, ceil: bool = False) -> int:
 
 def millis_to_time(ms: int) -> pd.Timestamp:
     return pd.Timestamp(ms, unit="ms", tz="UTC")
-
-
-def floor_to(ms: int, every_ms: int) -> int:
-    """Start of the tumbling window of length ``every_ms`` that holds ``ms`` (epoch-aligned)."""
-    return ms // every_ms * every_ms
