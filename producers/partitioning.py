@@ -28,9 +28,11 @@ DHCP_PORTS = frozenset({67, 68})
 def ip_pair(linktype: int, frame: bytes) -> tuple[bytes, bytes] | None:
     """(source, destination) IP address bytes of a captured frame, or None if it carries no IP."""
     located = _ip_header(linktype, frame)
-    if located is None:
-        return None
-    version, off = located
+    return None if located is None else _addresses(frame, *located)
+
+
+def _addresses(frame: bytes, version: int, off: int) -> tuple[bytes, bytes]:
+    """(source, destination) address bytes of the IP header of ``version`` at ``off``."""
     if version == 4:
         return frame[off + 12 : off + 16], frame[off + 16 : off + 20]
     return frame[off + 8 : off + 24], frame[off + 24 : off + 40]
@@ -71,8 +73,6 @@ def partition_for(linktype: int, frame: bytes, partitions: int) -> int:
     if located is None:
         return NON_IP_PARTITION
     version, off = located
-    if version == 4:
-        if is_dhcp(frame, off):
-            return DHCP_PARTITION % partitions
-        return symmetric_hash(frame[off + 12 : off + 16], frame[off + 16 : off + 20]) % partitions
-    return symmetric_hash(frame[off + 8 : off + 24], frame[off + 24 : off + 40]) % partitions
+    if version == 4 and is_dhcp(frame, off):
+        return DHCP_PARTITION % partitions
+    return symmetric_hash(*_addresses(frame, version, off)) % partitions
