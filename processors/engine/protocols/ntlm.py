@@ -162,7 +162,7 @@ def _challenge(data: bytes) -> NtlmMessage:
 
 
 def _authenticate(data: bytes) -> NtlmMessage:
-    lm, nt, domain, user, workstation, key = (_fields(data, 12 + 8 * i) for i in range(6))
+    _lm, nt, domain, user, workstation, key = (_fields(data, 12 + 8 * i) for i in range(6))
     flags = _flags(data, 60)
     absolute = 64
     payload = data[absolute:]
@@ -180,7 +180,6 @@ def _authenticate(data: bytes) -> NtlmMessage:
         msg.workstation = _string(payload, workstation, absolute)
     if key[0] > 0:
         _string(payload, key, absolute)
-    _ = lm
     return msg
 
 
