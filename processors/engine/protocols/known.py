@@ -47,11 +47,21 @@ class KnownConfig:
     loaded: bool = False  # the script is loaded (a Known:: redef alone does not load it)
 
     def __post_init__(self) -> None:
-        if self.service_tracking not in HOST_CHOICES:
-            raise ValueError(
-                f"Known::service_tracking must be one of {', '.join(HOST_CHOICES)}, "
-                f"not {self.service_tracking!r}"
-            )
+        check_host_choice("Known::service_tracking", self.service_tracking)
+
+
+def check_host_choice(option: str, choice: str) -> None:
+    """A ``Host`` option's value must be one of the enum's names."""
+    if choice not in HOST_CHOICES:
+        raise ValueError(f"{option} must be one of {', '.join(HOST_CHOICES)}, not {choice!r}")
+
+
+def addr_matches_host(local_nets: Any, host: str, choice: str) -> bool:
+    """Zeek's addr_matches_host: is ``host`` one of the hosts a ``Host`` choice names."""
+    if choice in ("ALL_HOSTS", "NO_HOSTS"):
+        return choice == "ALL_HOSTS"
+    local = local_nets.is_local(host)
+    return local if choice == "LOCAL_HOSTS" else not local
 
 
 def zeek_service_name(service: str) -> str:
@@ -83,13 +93,7 @@ class KnownServices:
     # -- the script -----------------------------------------------------------------------------
     def _tracked(self, host: str) -> bool:
         """addr_matches_host(host, Known::service_tracking)."""
-        choice = self.config.service_tracking
-        if choice == "ALL_HOSTS":
-            return True
-        if choice == "NO_HOSTS":
-            return False
-        local = self.engine.local_nets.is_local(host)
-        return local if choice == "LOCAL_HOSTS" else not local
+        return addr_matches_host(self.engine.local_nets, host, self.config.service_tracking)
 
     def _active(self, conn: Connection) -> bool:
         """has_active_service: by the responder's transport state."""

@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from wirestream.processors.engine.protocols.http import SCRIPT_HANDLERS_KEY, unescape_uri
+from wirestream.processors.engine.protocols.known import addr_matches_host, check_host_choice
 from wirestream.schemas.zeeklog.escape import bytes_text as text
 from wirestream.schemas.zeeklog.escape import text_bytes
 
 if TYPE_CHECKING:
     from wirestream.processors.engine.engine import Engine
 
-HOST_CHOICES = ("LOCAL_HOSTS", "REMOTE_HOSTS", "ALL_HOSTS", "NO_HOSTS")
 FOUND_CACHE_INTERVAL = 600.0  # Software::found_cache_interval
 TRACKED_EXPIRE = 86400.0  # tracked_software &create_expire=1day
 MAX_SOFTWARE_CACHE_SIZE = 20  # Software::max_software_cache_size
@@ -44,11 +44,7 @@ class SoftwareConfig:
     browser_plugins: bool = False  # policy/protocols/http/software-browser-plugins
 
     def __post_init__(self) -> None:
-        if self.asset_tracking not in HOST_CHOICES:
-            raise ValueError(
-                f"Software::asset_tracking must be one of {', '.join(HOST_CHOICES)}, "
-                f"not {self.asset_tracking!r}"
-            )
+        check_host_choice("Software::asset_tracking", self.asset_tracking)
 
 
 @dataclass(frozen=True)
@@ -247,11 +243,7 @@ class SoftwareTracker:
 
     def _tracked(self, host: str) -> bool:
         """addr_matches_host(host, Software::asset_tracking)."""
-        choice = self.config.asset_tracking
-        if choice in ("ALL_HOSTS", "NO_HOSTS"):
-            return choice == "ALL_HOSTS"
-        local = self.engine.local_nets.is_local(host)
-        return local if choice == "LOCAL_HOSTS" else not local
+        return addr_matches_host(self.engine.local_nets, host, self.config.asset_tracking)
 
     def _register(
         self,
