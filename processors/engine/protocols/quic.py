@@ -343,39 +343,6 @@ class QuicInfo:
     logged: bool = False
 
 
-class _QuicSsl(ssl.SslAnalyzer):
-    """The SSL analyzer QUIC feeds; the quic scripts also handle its hello, SNI and ALPN
-    events."""
-
-    def __init__(self, ctx: AnalyzerContext, quic: QuicAnalyzer) -> None:
-        super().__init__(ctx)
-        self.quic = quic
-
-    def _ev_client_hello(self, record_version: int, session_id: bytes) -> None:
-        super()._ev_client_hello(record_version, session_id)
-        self.quic._ev_ssl_hello(True)
-
-    def _ev_server_hello(self, version: int, random: bytes, session_id: bytes, cipher: int) -> None:
-        super()._ev_server_hello(version, random, session_id, cipher)
-        self.quic._ev_ssl_hello(False)
-
-    def _ev_server_name(self, is_client: bool, names: list[str]) -> None:
-        self.quic._ev_server_name(is_client, names)  # &priority=5: before the ssl script's
-        super()._ev_server_name(is_client, names)
-
-    def _ev_alpn(self, is_client: bool, protocols: list[str]) -> None:
-        super()._ev_alpn(is_client, protocols)
-        self.quic._ev_alpn(is_client, protocols)
-
-    def _write(self, info: ssl.SslInfo) -> None:
-        """Without base/protocols/ssl loaded (bare mode) the events still reach the quic
-        scripts, but there is no ssl.log."""
-        if self.quic.ssl_scripts_loaded:
-            super()._write(info)
-        else:
-            info.logged = True
-
-
 class QuicAnalyzer:
     """One UDP connection's QUIC analyzer (the Spicy grammar's shared context plus the
     quic scripts' ``c$quic``)."""
@@ -387,15 +354,16 @@ class QuicAnalyzer:
         self.ts = 0.0
         state = getattr(ctx, "shared_state", None) or {}
         self.config: QuicConfig = state.get(CONFIG_KEY) or QuicConfig()
-        self.ssl_scripts_loaded = "ssl" in ctx.conn.engine.analyzers  # type: ignore[attr-defined]
+        # the SSL child's ssl.HandshakeWatcher: no ssl.log in bare mode, the events still come
+        self.write_ssl_log = "ssl" in ctx.conn.engine.analyzers  # type: ignore[attr-defined]
         # grammar context
         self.client_cid_len = 0
         self.server_cid_len = 0
         self.initial_dcid: bytes | None = None
         self.crypto: dict[bool, CryptoStream] | None = None
-        self.ssl: _QuicSsl | None = None  # the SSL child; None until a packet needs it
+        self.ssl: ssl.SslAnalyzer | None = None  # the SSL child; None until a packet needs it
         self.ssl_slot: AnalyzerSlot | None = None
-        self.last_ssl: _QuicSsl | None = None  # the latest one, for its ssl.log row
+        self.last_ssl: ssl.SslAnalyzer | None = None  # the latest one, for its ssl.log row
         self.total_decrypted = 0
         self.total_discarded = 0
         self.short_total = {True: 0, False: 0}
@@ -459,7 +427,7 @@ class QuicAnalyzer:
         if self.ssl is None:
             conn = self.ctx.conn  # type: ignore[attr-defined]
             self.ssl_slot = AnalyzerSlot(conn, ssl.SPEC)
-            child = _QuicSsl(self.ssl_slot, self)
+            child = ssl.SslAnalyzer(self.ssl_slot, watcher=self)
             if self.last_ssl is not None:  # after a RETRY: the connection's c$ssl stays
                 child.info = self.last_ssl.info
             self.ssl_slot.analyzer = child
@@ -688,15 +656,16 @@ class QuicAnalyzer:
             return
         self._add_history(is_orig, "Xdiscarded")
 
-    def _ev_ssl_hello(self, is_client: bool) -> None:
+    # -- ssl.HandshakeWatcher: the quic scripts' handlers of the SSL child's events --------
+    def hello(self, is_client: bool) -> None:
         if self.info is not None:
             self._add_history(is_client, "SSL")
 
-    def _ev_server_name(self, is_client: bool, names: list[str]) -> None:
+    def server_name(self, is_client: bool, names: list[str]) -> None:
         if is_client and self.info is not None and names:
             self.info.server_name = names[0]
 
-    def _ev_alpn(self, is_client: bool, protocols: list[str]) -> None:
+    def alpn(self, is_client: bool, protocols: list[str]) -> None:
         if self.info is None or not is_client or not protocols:
             return  # (an empty list is a script error in Zeek: the handler stops)
         self.info.client_protocol = protocols[0]

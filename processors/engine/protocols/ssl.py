@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from wirestream.processors.engine.api import (
     OPTIONAL_COLUMNS_STATE,
@@ -156,13 +157,29 @@ class SslInfo:
     sni_matches_cert: bool | None = None
 
 
+class HandshakeWatcher(Protocol):
+    """Another protocol's scripts that also handle this handshake's events (QUIC's)."""
+
+    write_ssl_log: bool  # False when base/protocols/ssl is not loaded: events, but no ssl.log
+
+    def hello(self, is_client: bool) -> None:
+        """After the ssl script's client/server hello handler."""
+
+    def server_name(self, is_client: bool, names: list[str]) -> None:
+        """Before the ssl script's SNI handler (&priority=5)."""
+
+    def alpn(self, is_client: bool, protocols: list[str]) -> None:
+        """After the ssl script's ALPN handler."""
+
+
 class SslAnalyzer:
     """One TCP connection's SSL analyzer (Zeek's SSL_Analyzer plus the ssl scripts)."""
 
     service = "ssl"
 
-    def __init__(self, ctx: AnalyzerContext) -> None:
+    def __init__(self, ctx: AnalyzerContext, watcher: HandshakeWatcher | None = None) -> None:
         self.ctx = ctx
+        self.watcher = watcher
         self.ts = 0.0
         self.stream = {True: bytearray(), False: bytearray()}  # record layer, per direction
         self.handshake = {True: bytearray(), False: bytearray()}  # handshake flow, per direction
@@ -696,6 +713,8 @@ class SslAnalyzer:
             info.client_ticket_empty_session_seen = False
         if record_version == 0:
             self._ev_history(True, "c")
+        if self.watcher is not None:
+            self.watcher.hello(True)
 
     def _ev_server_hello(self, version: int, random: bytes, session_id: bytes, cipher: int) -> None:
         info = self._session()
@@ -710,6 +729,8 @@ class SslAnalyzer:
             info.resumed = True
         if version == SSLv20:
             self._ev_history(False, "s")
+        if self.watcher is not None:
+            self.watcher.hello(False)
 
     def _ev_supported_versions(self, is_client: bool, versions: list[int]) -> None:
         if is_client or len(versions) != 1:
@@ -725,6 +746,8 @@ class SslAnalyzer:
         self._session().curve = _name(consts.EC_CURVES, groups[0])
 
     def _ev_server_name(self, is_client: bool, names: list[str]) -> None:
+        if self.watcher is not None:
+            self.watcher.server_name(is_client, names)
         info = self._session()
         if is_client and names:
             info.server_name = names[0]
@@ -735,6 +758,8 @@ class SslAnalyzer:
         info = self._session()
         if not is_client and protocols:
             info.next_protocol = protocols[0]
+        if self.watcher is not None:
+            self.watcher.alpn(is_client, protocols)
 
     def _ev_extension(self, is_client: bool, code: int, length: int) -> None:
         info = self._session()
@@ -824,7 +849,8 @@ class SslAnalyzer:
 
     def _write(self, info: SslInfo) -> None:
         info.logged = True
-        self.ctx.emit("ssl", self.record(info))
+        if self.watcher is None or self.watcher.write_ssl_log:
+            self.ctx.emit("ssl", self.record(info))
 
     def record(self, info: SslInfo) -> Record:
         record = {
