@@ -13,31 +13,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from wirestream.processors.engine.protocols.bytereader import ParseError
+from wirestream.processors.engine.protocols.bytereader import ParseError, Reader
 
 APP_0_TAG = 0x60  # [APPLICATION 0]: the initial context token (is_init)
 INDEX_TAG_OFFSET = 0xA0  # ASN1_INDEX_TAG_OFFSET: [n] context tags
 MIC_TOKEN_ID, WRAP_TOKEN_ID = 0x0404, 0x0504
 
 
-class _Asn1:
+class _Asn1(Reader):
     """binpac's ASN1EncodingMeta / ASN1Encoding reads over ``data[pos:end]``."""
 
-    __slots__ = ("data", "pos", "end")
-
-    def __init__(self, data: bytes, pos: int, end: int) -> None:
-        self.data, self.pos, self.end = data, pos, end
-
-    def take(self, n: int) -> bytes:
-        if n < 0 or self.pos + n > self.end:
-            raise ParseError(f"ASN.1 field of {n} bytes at {self.pos} past {self.end}")
-        out = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return out
+    __slots__ = ()
 
     def meta(self) -> tuple[int, int, int]:
         """(tag, first length byte, length): long forms read big-endian, more than 8 bytes as 0."""
-        tag, first = self.take(1)[0], self.take(1)[0]
+        tag, first = self.u8(), self.u8()
         if first & 0x80:
             more = self.take(first & 0x7F)
             return tag, first, int.from_bytes(more, "big") if len(more) <= 8 else 0
