@@ -163,6 +163,11 @@ def _format(template: str, args: list[Any]) -> str:
     return "".join(out)
 
 
+def _qualified(name: str, module: str) -> str:
+    """A name as the handler's script means it: unqualified names are in its module."""
+    return name if "::" in name else f"{module}::{name}"
+
+
 def _string_literal(text: str) -> str | None:
     if len(text) >= 2 and text[0] == text[-1] == '"':
         return text[1:-1].encode().decode("unicode_escape")
@@ -194,7 +199,7 @@ class _Scope:
         if expr == self.handler.conn_param:
             return self.conn
         if _NAME.match(expr):
-            name = expr if "::" in expr else f"{self.handler.module}::{expr}"
+            name = _qualified(expr, self.handler.module)
             try:
                 return self.option(name)
             except KeyError as exc:
@@ -216,8 +221,7 @@ def run_handler(
     rows = []
     for fields in handler.notices:
         given = dict(fields)
-        note = given.pop("note")
-        note = note if "::" in note else f"{handler.module}::{note}"
+        note = _qualified(given.pop("note"), handler.module)
         kwargs: dict[str, Any] = {k: scope.eval(v) for k, v in given.items() if k != "conn"}
         if "conn" in given:
             c = scope.eval(given["conn"])
