@@ -66,6 +66,7 @@ _BRANCH = re.compile(r";[ ]?branch")
 _DPD_REQUEST = re.compile(rb" SIP/[0-9]\.[0-9]\r\n")
 _DPD_REPLY = re.compile(rb" ?SIP/[0-9]\.[0-9](\r\n| [0-9][0-9][0-9] )")
 
+_C_NUMBER = re.compile(rb"[ \t\n\v\f\r]*([+-]?)([0-9]+)")  # strtol's accepted prefix
 _LONG_MAX = 2**63 - 1
 
 
@@ -81,7 +82,7 @@ def render(data: bytes) -> str:
 def _c_long(value: bytes, *, unsigned: bool) -> tuple[int, int]:
     """C's strtol/strtoull in base 10: (value, bytes consumed; 0 when no digits)."""
     text = value.split(b"\0", 1)[0]
-    m = re.match(rb"[ \t\n\v\f\r]*([+-]?)([0-9]+)", text)
+    m = _C_NUMBER.match(text)
     if m is None:
         return 0, 0
     number = int(m.group(2))
