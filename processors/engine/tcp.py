@@ -72,14 +72,6 @@ class TcpHeader:
         self.win = win
 
 
-def flags_string(flags: int) -> str:
-    return "".join(
-        c
-        for bit, c in ((SYN, "S"), (FIN, "F"), (RST, "R"), (ACK, "A"), (PSH, "P"), (URG, "U"))
-        if flags & bit
-    )
-
-
 class Endpoint:
     """One side of a TCP connection: its sequence space, state and history counters."""
 
