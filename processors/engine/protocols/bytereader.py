@@ -72,3 +72,18 @@ class LittleReader(Reader):
         read checks the bounds)."""
         if start + target > self.pos:
             self.pos = start + target
+
+
+def asn1_meta(r: Reader) -> tuple[int, int, int]:
+    """binpac's ASN1EncodingMeta: (tag, first length octet, length). A long form's octets read
+    big-endian, and more than 8 of them give 0 (``binary_to_int64``)."""
+    tag, first = r.u8(), r.u8()
+    if first & 0x80:
+        more = r.take(first & 0x7F)
+        return tag, first, int.from_bytes(more, "big") if len(more) <= 8 else 0
+    return tag, first, first
+
+
+def asn1_encoding(r: Reader) -> bytes:
+    """binpac's ASN1Encoding: one element's content, its length taken as written."""
+    return r.take(asn1_meta(r)[2])

@@ -13,46 +13,32 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from wirestream.processors.engine.protocols.bytereader import ParseError, Reader
+from wirestream.processors.engine.protocols.bytereader import (
+    ParseError,
+    Reader,
+    asn1_encoding,
+    asn1_meta,
+)
 
 APP_0_TAG = 0x60  # [APPLICATION 0]: the initial context token (is_init)
 INDEX_TAG_OFFSET = 0xA0  # ASN1_INDEX_TAG_OFFSET: [n] context tags
 MIC_TOKEN_ID, WRAP_TOKEN_ID = 0x0404, 0x0504
 
 
-class _Asn1(Reader):
-    """binpac's ASN1EncodingMeta / ASN1Encoding reads over ``data[pos:end]``."""
-
-    __slots__ = ()
-
-    def meta(self) -> tuple[int, int, int]:
-        """(tag, first length byte, length): long forms read big-endian, more than 8 bytes as 0."""
-        tag, first = self.u8(), self.u8()
-        if first & 0x80:
-            more = self.take(first & 0x7F)
-            return tag, first, int.from_bytes(more, "big") if len(more) <= 8 else 0
-        return tag, first, first
-
-    def encoding(self) -> bytes:
-        _tag, _first, length = self.meta()
-        return self.take(length)
-
-    def element(self) -> tuple[int, _Asn1]:
-        """A ``[n]``-tagged argument: its index and a reader bounded to its ``&length``."""
-        tag, _first, length = self.meta()
-        start = self.pos
-        self.take(length)
-        return (tag - INDEX_TAG_OFFSET) & 0xFF, _Asn1(self.data, start, start + length)
+def _element(r: Reader) -> tuple[int, Reader]:
+    """A ``[n]``-tagged argument: its index and a reader bounded to its ``&length``."""
+    tag, _first, length = asn1_meta(r)
+    return (tag - INDEX_TAG_OFFSET) & 0xFF, r.sub(length)
 
 
-def _mech_token(r: _Asn1, on_ntlm: Callable[[bytes], None]) -> None:
+def _mech_token(r: Reader, on_ntlm: Callable[[bytes], None]) -> None:
     """GSSAPI_NEG_TOKEN_MECH_TOKEN: a Kerberos token with its OID must parse as KRB_OID_BLOB;
     an NTLMSSP token goes to the NTLM analyzer (``forward_blob``, after those checks)."""
-    token = r.encoding()
+    token = asn1_encoding(r)
     if token[:1] == b"\x60":
-        inner = _Asn1(token, 0, len(token))
-        inner.meta()
-        inner.encoding()  # the OID
+        inner = Reader(token)
+        asn1_meta(inner)
+        asn1_encoding(inner)  # the OID
         inner.take(2)  # token id
     elif token[:7] == b"NTLMSSP":
         on_ntlm(token)
@@ -65,31 +51,31 @@ def _ignore(_: object) -> None:
 def _parse(
     blob: bytes, on_ntlm: Callable[[bytes], None], on_neg_result: Callable[[int], None]
 ) -> None:
-    r = _Asn1(blob, 0, len(blob))
-    tag, first, _length = r.meta()
+    r = Reader(blob)
+    tag, first, _length = asn1_meta(r)
     if (tag << 8) | first in (MIC_TOKEN_ID, WRAP_TOKEN_ID):
         return
     if tag == APP_0_TAG:  # NegTokenInit: OID, [0] wrapper, SEQUENCE, arguments to the end
-        r.encoding()
-        r.meta()
-        r.meta()
+        asn1_encoding(r)
+        asn1_meta(r)
+        asn1_meta(r)
         while r.pos < r.end:
-            index, arg = r.element()
+            index, arg = _element(r)
             if index in (0, 1, 3):
-                arg.encoding()
+                asn1_encoding(arg)
             elif index == 2:
                 _mech_token(arg, on_ntlm)
             else:
                 raise ParseError(f"NegTokenInit argument [{index}]")
         return
-    r.meta()  # NegTokenResp: SEQUENCE, arguments to the end
+    asn1_meta(r)  # NegTokenResp: SEQUENCE, arguments to the end
     while r.pos < r.end:
-        index, arg = r.element()
+        index, arg = _element(r)
         if index == 0:  # negState: gssapi_neg_result (binary_to_int64 of the content)
-            content = arg.encoding()
+            content = asn1_encoding(arg)
             on_neg_result(int.from_bytes(content, "big") if len(content) <= 8 else 0)
         elif index in (1, 3):
-            arg.encoding()
+            asn1_encoding(arg)
         elif index == 2:
             _mech_token(arg, on_ntlm)
         else:

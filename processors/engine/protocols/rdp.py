@@ -24,7 +24,7 @@ from typing import Any
 
 from wirestream.processors.engine.api import AnalyzerContext, AnalyzerSpec, Record, register
 from wirestream.processors.engine.protocols import rdp_consts as consts
-from wirestream.processors.engine.protocols.bytereader import ParseError, Reader
+from wirestream.processors.engine.protocols.bytereader import ParseError, Reader, asn1_encoding
 from wirestream.processors.engine.protocols.child import ChildContext
 from wirestream.processors.engine.protocols.smb2 import utf16_text
 from wirestream.processors.engine.protocols.ssl import SslAnalyzer
@@ -74,21 +74,6 @@ def _enforce(ok: bool, where: str) -> None:
     """binpac's &enforce: ``where`` is "Type:field", as its exception names it."""
     if not ok:
         raise ParseError(f"&enforce violation : {where}")
-
-
-def _asn1_meta(r: Reader) -> int:
-    """ASN1EncodingMeta: tag, length (long form: big-endian octets); returns the length."""
-    r.u8()
-    length = r.u8()
-    if length & 0x80:
-        more = r.take(length & 0x7F)
-        # binary_to_int64: over 8 octets it gives 0 (after a net weird Zeek does not log here)
-        length = int.from_bytes(more, "big") if len(more) <= 8 else 0
-    return length
-
-
-def _asn1_encoding(r: Reader) -> bytes:
-    return r.take(_asn1_meta(r))
 
 
 @dataclass
@@ -277,9 +262,9 @@ class RdpAnalyzer:
 
     def _client_header(self, r: Reader) -> None:
         for _ in range(4):  # type_length, calling/called domain selectors, upward flag
-            _asn1_encoding(r)
+            asn1_encoding(r)
         for _ in range(3):  # target, minimum, maximum parameters
-            r.take(_asn1_meta(r))
+            asn1_encoding(r)
         r.take(4)  # user_data_length
         r.take(r.u16())  # GCC key object
         r.take(2)  # connect_data_connect_pdu
@@ -310,9 +295,9 @@ class RdpAnalyzer:
 
     def _server_header(self, r: Reader) -> None:
         r.take(3)  # type_length
-        _asn1_encoding(r)  # connect_response_result
-        _asn1_encoding(r)  # connect_response_called_id
-        r.take(_asn1_meta(r))  # domain parameters
+        asn1_encoding(r)  # connect_response_result
+        asn1_encoding(r)  # connect_response_called_id
+        asn1_encoding(r)  # domain parameters
         r.take(4)  # user_data_length
         r.take(r.u16())  # GCC key object
         r.u8()  # connect_data_connect_pdu
