@@ -206,7 +206,8 @@ class SmbScript:
             self.state = ScriptState()
         return self.state
 
-    def set_current_file(self, fid: int) -> None:
+    def set_current_file(self, fid: int) -> FileInfo:
+        """SMB::set_current_file; returns the file it makes current."""
         st = self._state()
         cmd = st.current_cmd
         assert cmd is not None
@@ -214,8 +215,8 @@ class SmbScript:
             assert cmd.referenced_file is not None
             st.fid_map[fid] = cmd.referenced_file
             cmd.referenced_file.fid = fid
-        cmd.referenced_file = st.fid_map[fid]
-        st.current_file = cmd.referenced_file
+        f = cmd.referenced_file = st.current_file = st.fid_map[fid]
+        return f
 
     def write_file_log(self) -> None:
         st = self._state()
@@ -329,9 +330,7 @@ class SmbScript:
 
     def create_response(self, hdr: Smb2Header, fid: int, size: int, times: MacTimes) -> None:
         st = self._state()
-        self.set_current_file(fid)
-        f = st.current_file
-        assert f is not None
+        f = self.set_current_file(fid)
         f.fid = fid
         f.size = size
         if st.current_tree is not None and st.current_tree.path is not None:
@@ -351,23 +350,17 @@ class SmbScript:
         self._file_action(fid, "WRITE")
 
     def _file_action(self, fid: int, kind: str) -> None:
-        self.set_current_file(fid)
-        f = self._state().current_file
-        assert f is not None
+        f = self.set_current_file(fid)
         self._action(f, kind)
         self.write_file_log()
 
     def file_sattr(self, hdr: Smb2Header, fid: int) -> None:
-        self.set_current_file(fid)
-        f = self._state().current_file
-        assert f is not None
+        f = self.set_current_file(fid)
         f.action = "FILE_SET_ATTRIBUTE"
         self.write_file_log()
 
     def file_rename(self, hdr: Smb2Header, fid: int, new_name: bytes) -> None:
-        self.set_current_file(fid)
-        f = self._state().current_file
-        assert f is not None
+        f = self.set_current_file(fid)
         if f.name is not None:
             f.prev_name = f.name
         f.name = text(new_name)
@@ -375,18 +368,14 @@ class SmbScript:
         self.write_file_log()
 
     def file_delete(self, hdr: Smb2Header, fid: int, delete_pending: bool) -> None:
-        self.set_current_file(fid)
+        f = self.set_current_file(fid)
         if delete_pending:
-            f = self._state().current_file
-            assert f is not None
             f.action = "FILE_DELETE"
         self.write_file_log()
 
     def close_request(self, hdr: Smb2Header, fid: int) -> None:
         st = self._state()
-        self.set_current_file(fid)
-        f = st.current_file
-        assert f is not None
+        f = self.set_current_file(fid)
         self._action(f, "CLOSE")
         if fid in st.fid_map:
             closed = st.fid_map.pop(fid)
@@ -500,9 +489,7 @@ class SmbScript:
 
     def smb1_close_request(self, hdr: Smb1Header, fid: int) -> None:
         st = self._state()
-        self.set_current_file(fid)
-        f = st.current_file
-        assert f is not None
+        f = self.set_current_file(fid)
         f.action = "FILE_CLOSE"
         closed = st.fid_map.pop(fid, None)
         if closed is not None:
